@@ -1,0 +1,61 @@
+from django.contrib import admin
+
+from .models import Alliance, Institution, Membership, Region, UserScope
+from .scoped_admin import ScopedAdmin
+
+
+@admin.register(Region)
+class RegionAdmin(ScopedAdmin):
+    list_display = ("code", "name", "parent")
+    search_fields = ("code", "name")
+    list_filter = ("parent",)
+    autocomplete_fields = ("parent",)
+
+
+@admin.register(Institution)
+class InstitutionAdmin(ScopedAdmin):
+    list_display = ("code", "name", "county", "level", "grassroots_kind", "kind", "is_public", "designated_to")
+    list_filter = ("level", "kind", "is_public", "county")
+    search_fields = ("code", "name")
+    autocomplete_fields = ("county",)
+    list_select_related = ("county",)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ("institution",)
+    fields = ("institution", "joined_on", "left_on")
+
+
+@admin.register(Alliance)
+class AllianceAdmin(ScopedAdmin):
+    list_display = ("code", "name", "county", "kind", "lead_hospital", "budget_status")
+    list_filter = ("kind", "budget_status", "county")
+    search_fields = ("code", "name", "lead_hospital__name")
+    autocomplete_fields = ("county", "lead_hospital")
+    list_select_related = ("county", "lead_hospital")
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(ScopedAdmin):
+    list_display = ("alliance", "institution", "joined_on", "left_on")
+    list_filter = ("alliance",)
+    search_fields = ("alliance__code", "alliance__name", "institution__code", "institution__name")
+    autocomplete_fields = ("alliance", "institution")
+    list_select_related = ("alliance", "institution")
+    date_hierarchy = "joined_on"
+
+
+@admin.register(UserScope)
+class UserScopeAdmin(ScopedAdmin):
+    list_display = ("user", "role", "region", "institution")
+    list_filter = ("role",)
+    search_fields = ("user__username", "institution__code", "region__code")
+    autocomplete_fields = ("user", "region", "institution")
+    list_select_related = ("user", "region", "institution")
+
+    def get_queryset(self, request):
+        # Only city staff (who hold the change permission) manage accounts; no scope filter applies.
+        return super(ScopedAdmin, self).get_queryset(request)

@@ -1,0 +1,121 @@
+"""Writes to users, roles and memberships."""
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from .models import Institution, Region, UserScope
+from .scope import Role
+
+PORTAL_APPS = ("alliances", "contracts", "settlement")
+
+# Model-level permissions per role; rows a user may touch are then bounded by scope.
+# "*" means every model of the portal apps.
+_ROLE_PERMISSIONS = {
+    Role.CITY: {"view": "*", "add": "*", "change": "*", "delete": "*"},
+    Role.COUNTY: {
+        "view": "*",
+        "add": [
+            "institution", "alliance", "membership", "insuredperson", "diseaseregistration",
+            "familydoctorteam", "contract", "capitationstandard", "specialstandard", "specialdesignation",
+            "budget", "assessment", "payment", "drgcoefficient", "outpatientclaim", "inpatientcase",
+            "familydoctorservice",
+        ],
+        "change": [
+            "institution", "alliance", "membership", "insuredperson", "diseaseregistration",
+            "familydoctorteam", "contract", "capitationstandard", "specialstandard", "specialdesignation",
+            "budget", "assessment", "payment", "drgcoefficient", "outpatientclaim", "inpatientcase",
+            "familydoctorservice",
+        ],
+        "delete": [],
+    },
+    Role.HEALTH: {
+        "view": [
+            "region", "institution", "alliance", "membership", "insuredperson", "disease",
+            "diseaseregistration", "servicepackage", "servicepackageitem", "familydoctorteam", "contract",
+            "familydoctorservice",
+        ],
+        "add": ["familydoctorteam", "contract"],
+        "change": ["familydoctorteam", "contract"],
+        "delete": [],
+    },
+    Role.HOSPITAL: {
+        "view": [
+            "region", "institution", "alliance", "membership", "insuredperson", "disease",
+            "diseaseregistration", "servicepackage", "servicepackageitem", "familydoctorteam", "contract",
+            "outpatientclaim", "inpatientcase", "familydoctorservice", "specialdesignation",
+            "capitationstandard", "specialstandard", "drggroup", "drgcoefficient", "beddayquota",
+            "diseasestandard", "budget", "assessment", "payment",
+        ],
+        "add": [
+            "insuredperson", "diseaseregistration", "familydoctorteam", "contract", "outpatientclaim",
+            "inpatientcase", "familydoctorservice", "specialdesignation",
+        ],
+        "change": [
+            "diseaseregistration", "familydoctorteam", "contract", "outpatientclaim", "inpatientcase",
+            "familydoctorservice", "specialdesignation",
+        ],
+        "delete": [],
+    },
+    Role.AUDITOR: {"view": "*", "add": [], "change": [], "delete": []},
+}
+
+
+def role_permissions(role):
+    """The Permission queryset a role's group holds."""
+    spec = _ROLE_PERMISSIONS[role]
+    portal = Permission.objects.filter(content_type__app_label__in=PORTAL_APPS)
+    wanted = Permission.objects.none()
+    for action, models in spec.items():
+        of_action = portal.filter(codename__startswith=f"{action}_")
+        if models == "*":
+            wanted |= of_action
+        elif models:
+            names = set(models) | {f"historical{name}" for name in models}
+            wanted |= of_action.filter(content_type__model__in=names)
+    return wanted
+
+
+def sync_role_groups(using="default"):
+    """Create or refresh one group per role (named in Chinese) with exactly its permissions."""
+    for role, label in Role.CHOICES:
+        group, _ = Group.objects.using(using).get_or_create(name=label)
+        group.permissions.set(role_permissions(role).using(using))
+
+
+@transaction.atomic
+def create_user(username, role, scope_code=None, password=None):
+    """Create (or update) a staff user with a role and scope (SPEC §5 create_user)."""
+    if role not in Role.LABELS:
+        raise ValidationError(f"角色“{role}”无效，可选：{', '.join(Role.LABELS)}")
+    region = institution = None
+    if role in Role.REGIONAL:
+        if not scope_code:
+            raise ValidationError(f"{Role.LABELS[role]}用户必须用 --scope 指定区划代码")
+        region = Region.objects.filter(code=scope_code).first()
+        if region is None:
+            raise ValidationError(f"区划代码“{scope_code}”不存在")
+    elif role == Role.HOSPITAL:
+        if not scope_code:
+            raise ValidationError("医疗机构用户必须用 --scope 指定机构编码")
+        institution = Institution.objects.filter(code=scope_code).first()
+        if institution is None:
+            raise ValidationError(f"机构编码“{scope_code}”不存在")
+    elif scope_code:
+        raise ValidationError(f"{Role.LABELS[role]}用户的范围是全市，不需要 --scope")
+
+    sync_role_groups()
+    User = get_user_model()
+    user, _ = User.objects.get_or_create(username=username)
+    user.is_staff = True
+    user.is_superuser = False
+    if password:
+        user.set_password(password)
+    elif not user.has_usable_password():
+        user.set_unusable_password()
+    user.save()
+    user.groups.set([Group.objects.get(name=Role.LABELS[role])])
+    UserScope.objects.update_or_create(
+        user=user, defaults={"role": role, "region": region, "institution": institution},
+    )
+    return user

@@ -1,0 +1,23 @@
+import re
+
+from django.core.exceptions import ValidationError
+
+from contracts.validators import PROVINCE_CODES
+
+_DIVISION = re.compile(r"^\d{6}$")
+_INSTITUTION = re.compile(r"^H\d{11}$")
+
+
+def validate_division_code(value):
+    text = str(value or "")
+    if not _DIVISION.match(text):
+        raise ValidationError(f"区划代码“{value}”应为6位数字（GB/T 2260）")
+    if int(text[:2]) not in PROVINCE_CODES:
+        raise ValidationError(f"区划代码“{value}”的前两位不是有效的省级代码")
+
+
+def validate_institution_code(value):
+    if not _INSTITUTION.match(str(value or "")):
+        raise ValidationError(
+            f"机构编码“{value}”格式错误：应为H加6位区划代码再加5位数字，例如H33050200001"
+        )

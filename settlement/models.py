@@ -1,0 +1,491 @@
+"""Transaction data, standards, budgets and payments (SPEC §3–§4)."""
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from alliances.models import Institution, InstitutionLevel
+from alliances.scope import ScopedModel
+from contracts.models import Disease, InsuranceType, InsuredPerson
+
+ZERO = Decimal("0")
+
+
+def money(verbose_name, **kwargs):
+    kwargs.setdefault("validators", [MinValueValidator(ZERO)])
+    return models.DecimalField(verbose_name, max_digits=16, decimal_places=2, **kwargs)
+
+
+class Scheme(models.TextChoices):
+    """Payment schemes; the value is the name used on the command line and in spreadsheets."""
+
+    CAPITATION = "capitation", "门诊按人头付费"
+    SPECIAL_OUTPATIENT = "special_outpatient", "二类门特按病种按人头付费"
+    FAMILY_DOCTOR = "family_doctor", "家庭医生签约服务费"
+    ALLIANCE_BUDGET = "alliance_budget", "医共体总额付费"
+    DRG = "drg", "DRG点数法"
+    BED_DAY = "bed_day", "按床日付费"
+    DISEASE = "disease", "按病种付费"
+
+
+class VisitType(models.TextChoices):
+    GENERAL = "普通门诊", "普通门诊"
+    CHRONIC = "慢病门诊", "慢病门诊"
+    SPECIAL = "特病门诊", "特病门诊"
+    SPECIAL_CLASS2 = "二类门特", "二类门特"
+
+
+class BedDayCategory(models.TextChoices):
+    PSYCHIATRIC = "精神", "精神"
+    HOSPICE = "安宁疗护", "安宁疗护"
+    REHABILITATION = "康复", "康复"
+
+
+class AgeBand(models.TextChoices):
+    UP_TO_60 = "60周岁及以下", "60周岁及以下"
+    OVER_60 = "60周岁以上", "60周岁以上"
+
+    @classmethod
+    def for_age(cls, age):
+        return cls.UP_TO_60 if age <= 60 else cls.OVER_60
+
+
+class ApprovalStatus(models.TextChoices):
+    DRAFT = "草稿", "草稿"
+    APPROVED = "已审批", "已审批"
+
+
+class UnitScoped(ScopedModel):
+    """Rows keyed by a 单位编码 (alliance, institution or DRG pool)."""
+
+    @classmethod
+    def scope_filter(cls, scope):
+        return scope.unit_code_q("unit_code")
+
+
+# --- Transaction data -------------------------------------------------------------------
+
+
+class OutpatientClaim(ScopedModel, models.Model):
+    """门诊结算记录, unique per institution and settlement serial."""
+
+    institution = models.ForeignKey(Institution, verbose_name="机构", on_delete=models.PROTECT, related_name="outpatient_claims")
+    serial = models.CharField("结算流水号", max_length=40)
+    person = models.ForeignKey(InsuredPerson, verbose_name="参保人", on_delete=models.PROTECT, related_name="outpatient_claims")
+    visit_date = models.DateField("就诊日期")
+    insurance_type = models.CharField("险种", max_length=2, choices=InsuranceType.choices)
+    visit_type = models.CharField("门诊类型", max_length=4, choices=VisitType.choices)
+    disease = models.ForeignKey(
+        Disease, verbose_name="病种", null=True, blank=True, on_delete=models.PROTECT, related_name="outpatient_claims",
+    )
+    total_cost = money("总费用")
+    fund_paid = money("统筹支付")
+    personal_paid = money("个人负担")
+    referral = models.BooleanField("转诊", default=False)
+    history = HistoricalRecords()
+
+    scope_region = "institution__county"
+    scope_institution = "institution"
+
+    class Meta:
+        verbose_name = "门诊结算记录"
+        verbose_name_plural = verbose_name
+        constraints = [models.UniqueConstraint(fields=["institution", "serial"], name="outpatient_claim_business_key")]
+        indexes = [
+            models.Index(fields=["person", "visit_date"]),
+            models.Index(fields=["visit_date", "visit_type"]),
+        ]
+
+    def __str__(self):
+        return f"{self.serial}"
+
+    def clean(self):
+        if None not in (self.total_cost, self.fund_paid, self.personal_paid):
+            if abs(self.fund_paid + self.personal_paid - self.total_cost) > Decimal("0.01"):
+                raise ValidationError("统筹支付与个人负担之和应等于总费用（允许误差0.01元）")
+
+
+class InpatientCase(ScopedModel, models.Model):
+    """住院病例, unique per institution and case serial. A case belongs to its discharge year."""
+
+    institution = models.ForeignKey(Institution, verbose_name="机构", on_delete=models.PROTECT, related_name="inpatient_cases")
+    serial = models.CharField("病案号", max_length=40)
+    person = models.ForeignKey(InsuredPerson, verbose_name="参保人", on_delete=models.PROTECT, related_name="inpatient_cases")
+    admission_date = models.DateField("入院日期")
+    discharge_date = models.DateField("出院日期")
+    principal_diagnosis = models.CharField("主诊断", max_length=30)
+    main_operation = models.CharField("主手术", max_length=30, blank=True)
+    drg_code = models.CharField("DRG编码", max_length=20, blank=True)
+    total_cost = money("总费用")
+    fund_paid = money("统筹支付")
+    personal_paid = money("个人负担")
+    incomplete_stay = models.BooleanField("住院过程不完整", default=False)
+    transferred = models.BooleanField("转院", default=False)
+    new_technology = models.BooleanField("新技术", default=False)
+    bed_day_category = models.CharField("床日类别", max_length=4, choices=BedDayCategory.choices, blank=True)
+    history = HistoricalRecords()
+
+    scope_region = "institution__county"
+    scope_institution = "institution"
+
+    class Meta:
+        verbose_name = "住院病例"
+        verbose_name_plural = verbose_name
+        constraints = [
+            models.UniqueConstraint(fields=["institution", "serial"], name="inpatient_case_business_key"),
+            models.CheckConstraint(
+                condition=Q(discharge_date__gte=models.F("admission_date")), name="case_dates_in_order",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["discharge_date"]),
+            models.Index(fields=["person", "discharge_date"]),
+        ]
+
+    def __str__(self):
+        return self.serial
+
+    @property
+    def length_of_stay(self):
+        """Discharge − admission in days, at least 1 (SPEC §3)."""
+        return max(1, (self.discharge_date - self.admission_date).days)
+
+    def clean(self):
+        if self.admission_date and self.discharge_date and self.discharge_date < self.admission_date:
+            raise ValidationError({"discharge_date": "出院日期不能早于入院日期"})
+        if None not in (self.total_cost, self.fund_paid, self.personal_paid):
+            if abs(self.fund_paid + self.personal_paid - self.total_cost) > Decimal("0.01"):
+                raise ValidationError("统筹支付与个人负担之和应等于总费用（允许误差0.01元）")
+
+
+class FamilyDoctorService(ScopedModel, models.Model):
+    """家庭医生服务记录 (fd_services): makes a signed person a served person (SPEC §6.3)."""
+
+    person = models.ForeignKey(InsuredPerson, verbose_name="参保人", on_delete=models.PROTECT, related_name="fd_services")
+    institution = models.ForeignKey(Institution, verbose_name="机构", on_delete=models.PROTECT, related_name="fd_services")
+    service_date = models.DateField("服务日期")
+    item = models.CharField("服务项目", max_length=100)
+    history = HistoricalRecords()
+
+    scope_region = "institution__county"
+    scope_institution = "institution"
+
+    class Meta:
+        verbose_name = "家庭医生服务记录"
+        verbose_name_plural = verbose_name
+        constraints = [
+            models.UniqueConstraint(fields=["person", "institution", "service_date", "item"], name="fd_service_business_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.service_date} {self.item}"
+
+
+class SpecialDesignation(ScopedModel, models.Model):
+    """二类门特 choice of treating institution for a year (SPEC §6.2)."""
+
+    year = models.PositiveSmallIntegerField("年度")
+    person = models.ForeignKey(InsuredPerson, verbose_name="参保人", on_delete=models.PROTECT, related_name="special_designations")
+    disease = models.ForeignKey(Disease, verbose_name="病种", on_delete=models.PROTECT, related_name="special_designations")
+    institution = models.ForeignKey(
+        Institution, verbose_name="治疗机构", on_delete=models.PROTECT, related_name="special_designations",
+    )
+    signing_institution = models.ForeignKey(
+        Institution, verbose_name="签约机构", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+    )
+    history = HistoricalRecords()
+
+    scope_region = "institution__county"
+    scope_institution = "institution"
+
+    class Meta:
+        verbose_name = "二类门特定点"
+        verbose_name_plural = verbose_name
+        constraints = [models.UniqueConstraint(fields=["year", "person", "disease"], name="designation_business_key")]
+
+    def __str__(self):
+        return f"{self.year} {self.person.name} · {self.disease.name}"
+
+
+# --- Standards --------------------------------------------------------------------------
+
+
+class Approvable(models.Model):
+    """A standard is used only once approved (SPEC §6.1)."""
+
+    status = models.CharField("状态", max_length=3, choices=ApprovalStatus.choices, default=ApprovalStatus.DRAFT)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name="审批人", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+    )
+    approved_at = models.DateTimeField("审批时间", null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class CapitationStandard(ScopedModel, Approvable):
+    """人头标准 (元/人·年) by year, insurance type, age band and disease (blank = 普通门诊)."""
+
+    year = models.PositiveSmallIntegerField("年度")
+    insurance_type = models.CharField("险种", max_length=2, choices=InsuranceType.choices)
+    age_band = models.CharField("年龄段", max_length=8, choices=AgeBand.choices)
+    disease = models.ForeignKey(
+        Disease, verbose_name="病种", null=True, blank=True, on_delete=models.PROTECT, related_name="capitation_standards",
+        help_text="空为普通门诊",
+    )
+    amount = money("人头标准（元/人·年）")
+    valid_years = models.PositiveSmallIntegerField("有效年数", default=2, help_text="原则上每两年调整一次")
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "门诊人头标准"
+        verbose_name_plural = verbose_name
+        constraints = [
+            models.UniqueConstraint(
+                fields=["year", "insurance_type", "age_band", "disease"], name="capitation_standard_key",
+                nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self):
+        disease = self.disease.name if self.disease_id else "普通门诊"
+        return f"{self.year} {self.insurance_type} {self.age_band} {disease}: {self.amount}"
+
+
+class SpecialStandard(ScopedModel, Approvable):
+    year = models.PositiveSmallIntegerField("年度")
+    disease = models.ForeignKey(Disease, verbose_name="病种", on_delete=models.PROTECT, related_name="special_standards")
+    amount = money("人头标准（元/人·年）")
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "二类门特人头标准"
+        verbose_name_plural = verbose_name
+        constraints = [models.UniqueConstraint(fields=["year", "disease"], name="special_standard_key")]
+
+    def __str__(self):
+        return f"{self.year} {self.disease.name}: {self.amount}"
+
+
+class DrgGroup(ScopedModel, models.Model):
+    year = models.PositiveSmallIntegerField("年度")
+    code = models.CharField("DRG编码", max_length=20)
+    name = models.CharField("名称", max_length=200)
+    base_points = models.DecimalField("基准点数", max_digits=12, decimal_places=4, validators=[MinValueValidator(ZERO)])
+    average_cost = money("病组均次费用")
+    bed_day_points = models.DecimalField(
+        "床日点数", max_digits=12, decimal_places=4, null=True, blank=True, validators=[MinValueValidator(ZERO)],
+    )
+    same_price = models.BooleanField("同病同价", default=False)
+    tcm_support = models.BooleanField("中医扶持", default=False)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "DRG病组"
+        verbose_name_plural = verbose_name
+        constraints = [models.UniqueConstraint(fields=["year", "code"], name="drg_group_key")]
+
+    def __str__(self):
+        return f"{self.year} {self.code} {self.name}"
+
+
+class DrgCoefficient(ScopedModel, models.Model):
+    year = models.PositiveSmallIntegerField("年度")
+    institution = models.ForeignKey(Institution, verbose_name="机构", on_delete=models.PROTECT, related_name="drg_coefficients")
+    coefficient = models.DecimalField("差异系数", max_digits=8, decimal_places=4, validators=[MinValueValidator(ZERO)])
+    history = HistoricalRecords()
+
+    scope_region = "institution__county"
+    scope_institution = "institution"
+
+    class Meta:
+        verbose_name = "DRG差异系数"
+        verbose_name_plural = verbose_name
+        constraints = [models.UniqueConstraint(fields=["year", "institution"], name="drg_coefficient_key")]
+
+    def __str__(self):
+        return f"{self.year} {self.institution.code}: {self.coefficient}"
+
+
+class BedDayQuota(ScopedModel, models.Model):
+    year = models.PositiveSmallIntegerField("年度")
+    level = models.CharField("机构等级", max_length=4, choices=InstitutionLevel.choices)
+    category = models.CharField("床日类别", max_length=4, choices=BedDayCategory.choices)
+    amount = money("床日标准（元/日）")
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "床日付费标准"
+        verbose_name_plural = verbose_name
+        constraints = [models.UniqueConstraint(fields=["year", "level", "category"], name="bed_day_quota_key")]
+
+    def __str__(self):
+        return f"{self.year} {self.level} {self.category}: {self.amount}"
+
+
+class DiseaseStandard(ScopedModel, models.Model):
+    year = models.PositiveSmallIntegerField("年度")
+    disease = models.ForeignKey(Disease, verbose_name="病种", on_delete=models.PROTECT, related_name="payment_standards")
+    main_operation = models.CharField("主手术编码", max_length=30, blank=True)
+    level = models.CharField("机构等级", max_length=4, choices=InstitutionLevel.choices)
+    amount = money("支付标准（元/例）")
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "按病种付费标准"
+        verbose_name_plural = verbose_name
+        constraints = [
+            models.UniqueConstraint(fields=["year", "disease", "main_operation", "level"], name="disease_standard_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.year} {self.disease.name} {self.main_operation} {self.level}: {self.amount}"
+
+
+# --- Budgets, assessments, payments -----------------------------------------------------
+
+
+class Budget(UnitScoped, models.Model):
+    year = models.PositiveSmallIntegerField("年度")
+    scheme = models.CharField("方案", max_length=20, choices=Scheme.choices)
+    unit_code = models.CharField("单位编码", max_length=40, help_text="医共体编码、机构编码或DRG统筹池编码（区划代码-等级段）")
+    insurance_type = models.CharField("险种", max_length=2, choices=InsuranceType.choices, blank=True, help_text="空为职工和居民合计")
+    amount = money("预算额度")
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "预算额度"
+        verbose_name_plural = verbose_name
+        constraints = [
+            models.UniqueConstraint(fields=["year", "scheme", "unit_code", "insurance_type"], name="budget_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.year} {self.get_scheme_display()} {self.unit_code} {self.insurance_type or '合计'}: {self.amount}"
+
+
+class Assessment(UnitScoped, models.Model):
+    year = models.PositiveSmallIntegerField("年度")
+    unit_code = models.CharField("单位编码", max_length=40)
+    score = models.DecimalField(
+        "考核得分", max_digits=5, decimal_places=2,
+        validators=[MinValueValidator(ZERO), MaxValueValidator(Decimal("100"))],
+    )
+    retention_bonus = models.DecimalField(
+        "留用上浮（百分点）", max_digits=5, decimal_places=2, default=ZERO, validators=[MinValueValidator(ZERO)],
+    )
+    overspend_reduction = models.DecimalField(
+        "超支分担下调（百分点）", max_digits=5, decimal_places=2, default=ZERO, validators=[MinValueValidator(ZERO)],
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "考核结果"
+        verbose_name_plural = verbose_name
+        constraints = [models.UniqueConstraint(fields=["year", "unit_code"], name="assessment_key")]
+
+    def __str__(self):
+        return f"{self.year} {self.unit_code}: {self.score}"
+
+
+class PaymentSource(models.TextChoices):
+    IMPORTED = "导入", "导入（系统上线前已拨付）"
+    PREPAYMENT = "月度预拨", "月度预拨"
+    SETTLEMENT = "年终清算", "年终清算"
+
+
+class Payment(UnitScoped, models.Model):
+    """已拨付: imported history or produced by the system's monthly prepayment runs."""
+
+    year = models.PositiveSmallIntegerField("年度")
+    month = models.PositiveSmallIntegerField("月份", validators=[MinValueValidator(1), MaxValueValidator(12)])
+    scheme = models.CharField("方案", max_length=20, choices=Scheme.choices)
+    unit_code = models.CharField("单位编码", max_length=40)
+    amount = models.DecimalField("拨付金额", max_digits=16, decimal_places=2)
+    source = models.CharField("来源", max_length=4, choices=PaymentSource.choices, default=PaymentSource.IMPORTED)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "拨付记录"
+        verbose_name_plural = verbose_name
+        constraints = [
+            models.UniqueConstraint(fields=["year", "month", "scheme", "unit_code"], name="payment_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.year}-{self.month:02d} {self.get_scheme_display()} {self.unit_code}: {self.amount}"
+
+
+# --- Background jobs --------------------------------------------------------------------
+
+
+class JobKind(models.TextChoices):
+    IMPORT = "import", "数据导入"
+    SETTLEMENT = "settlement", "结算计算"
+    PREPAYMENT = "prepayment", "月度预拨"
+    EXPORT = "export", "数据导出"
+    REPORT = "report", "报表"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "排队中"
+    RUNNING = "running", "运行中"
+    SUCCEEDED = "succeeded", "已完成"
+    FAILED = "failed", "失败"
+
+
+class Job(ScopedModel, models.Model):
+    """A unit of background work with status, progress, counts, log and result files (NetBox-style).
+
+    Progress is written with short autocommitted updates, so a page polling the job sees it move
+    while the work runs.
+    """
+
+    kind = models.CharField("类型", max_length=12, choices=JobKind.choices)
+    title = models.CharField("标题", max_length=200)
+    status = models.CharField("状态", max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress_done = models.PositiveBigIntegerField("已处理", default=0)
+    progress_total = models.PositiveBigIntegerField("总数", default=0)
+    counts = models.JSONField("计数", default=dict, blank=True)
+    params = models.JSONField("参数", default=dict, blank=True)
+    message = models.TextField("结果说明", blank=True)
+    log = models.TextField("日志", blank=True)
+    input_file = models.FileField("上传文件", upload_to="jobs/input/%Y/%m/", blank=True)
+    result_file = models.FileField("结果文件", upload_to="jobs/result/%Y/%m/", blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name="提交人", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    # The submitter's scope at submission, so that county and hospital staff see their own jobs.
+    region = models.ForeignKey("alliances.Region", verbose_name="县区", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    institution = models.ForeignKey(
+        Institution, verbose_name="机构", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    task_id = models.CharField("任务ID", max_length=64, blank=True)
+    created_at = models.DateTimeField("提交时间", auto_now_add=True)
+    started_at = models.DateTimeField("开始时间", null=True, blank=True)
+    finished_at = models.DateTimeField("完成时间", null=True, blank=True)
+
+    scope_region = "region"
+    scope_institution = "institution"
+
+    class Meta:
+        verbose_name = "后台任务"
+        verbose_name_plural = verbose_name
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}：{self.title}"
+
+    @property
+    def percent(self):
+        if not self.progress_total:
+            return 100 if self.status == JobStatus.SUCCEEDED else 0
+        return min(100, round(100 * self.progress_done / self.progress_total))
+
+    @property
+    def is_finished(self):
+        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)

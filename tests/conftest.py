@@ -23,3 +23,18 @@ def make_user(db):
         return create_user(username or f"{role}{next(counter)}", role, scope_code, "pw-Test-2026")
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def tasks_in_process(settings, tmp_path):
+    """Run tasks in-process unless a test asks for the real worker; keep uploads in tmp."""
+    from config.celery import app as celery_app
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+from tests.worker import celery_worker_process  # noqa: E402,F401  (fixture)

@@ -55,7 +55,3 @@ class UserScopeAdmin(ScopedAdmin):
     search_fields = ("user__username", "institution__code", "region__code")
     autocomplete_fields = ("user", "region", "institution")
     list_select_related = ("user", "region", "institution")
-
-    def get_queryset(self, request):
-        # Only city staff (who hold the change permission) manage accounts; no scope filter applies.
-        return super(ScopedAdmin, self).get_queryset(request)

@@ -198,7 +198,7 @@ class Membership(ScopedModel, models.Model):
                 )
 
 
-class UserScope(models.Model):
+class UserScope(ScopedModel, models.Model):
     """A staff user's role and the region or institution that bounds what they see."""
 
     user = models.OneToOneField(
@@ -209,12 +209,22 @@ class UserScope(models.Model):
     institution = models.ForeignKey(Institution, verbose_name="所属机构", null=True, blank=True, on_delete=models.PROTECT)
     history = HistoricalRecords()
 
+    scope_region = "region"
+    scope_institution = "institution"
+
     class Meta:
         verbose_name = "用户角色与范围"
         verbose_name_plural = verbose_name
 
     def __str__(self):
         return f"{self.user} · {Role.LABELS.get(self.role, self.role)}"
+
+    @classmethod
+    def scope_filter(cls, scope):
+        # County staff see the accounts of their county, hospital staff their own institution's.
+        if scope.is_regional:
+            return Q(region_id__in=scope.region_ids) | Q(institution__county_id__in=scope.region_ids)
+        return super().scope_filter(scope)
 
     def clean(self):
         if self.role in Role.REGIONAL and not self.region_id:

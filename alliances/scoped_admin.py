@@ -1,9 +1,33 @@
-"""The admin base every portal model admin uses: scope on every query, history, no leaks."""
+"""The admin base every portal model admin uses: scope on every query, history, no leaks,
+and (for every model with a spreadsheet resource, SPEC §4) import, template and export buttons."""
+import io
+import tempfile
+
+from django import forms
 from django.contrib.admin.utils import unquote
-from django.http import Http404
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from .scope import ScopedModel, restrict, scope_for
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(label="文件（xlsx或csv）")
+    land_good_rows = forms.BooleanField(
+        label="只导入正确的行", required=False,
+        help_text="不勾选：有任何错误行则整个文件都不导入；勾选：导入正确的行，错误行生成可下载的错误清单",
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if not upload.name.lower().endswith((".xlsx", ".csv")):
+            raise forms.ValidationError("只支持xlsx或csv文件")
+        return upload
 
 
 class ScopedAdmin(SimpleHistoryAdmin):
@@ -11,6 +35,7 @@ class ScopedAdmin(SimpleHistoryAdmin):
 
     list_per_page = 50
     show_full_result_count = False  # counting 30 million claims on every page is not free
+    change_list_template = "admin/portal/change_list.html"
 
     def get_queryset(self, request):
         return restrict(super().get_queryset(request), request.user)
@@ -47,7 +72,186 @@ class ScopedAdmin(SimpleHistoryAdmin):
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         self._require_in_scope(request, object_id)
+        # simple-history lets anyone who may *view* history POST a revert; a revert is a write.
+        if request.method == "POST" and not self.has_change_permission(request):
+            raise PermissionDenied
         return super().history_form_view(request, object_id, version_id, extra_context)
 
     def user_scope(self, request):
         return scope_for(request.user)
+
+    # --- spreadsheet import / export (SPEC §4) -------------------------------------------------
+
+    @property
+    def spreadsheet_resource(self):
+        from settlement.imports.resources import BY_MODEL
+
+        return BY_MODEL.get(self.model)
+
+    def has_import_permission(self, request):
+        resource = self.spreadsheet_resource
+        return resource is not None and request.user.has_perm(resource.permission)
+
+    def has_export_permission(self, request):
+        return self.spreadsheet_resource is not None and self.has_view_permission(request)
+
+    def _url_name(self, action):
+        opts = self.model._meta
+        return f"{opts.app_label}_{opts.model_name}_{action}"
+
+    def get_urls(self):
+        urls = super().get_urls()
+        if self.spreadsheet_resource is None:
+            return urls
+        wrap = self.admin_site.admin_view
+        return [
+            path("import/", wrap(self.import_view), name=self._url_name("import")),
+            path("import/template/", wrap(self.import_template_view), name=self._url_name("import_template")),
+            path("import/jobs/<int:job_id>/", wrap(self.import_job_view), name=self._url_name("import_job")),
+            path("import/jobs/<int:job_id>/status/", wrap(self.import_job_status), name=self._url_name("import_job_status")),
+            path("import/jobs/<int:job_id>/result/", wrap(self.import_job_result), name=self._url_name("import_job_result")),
+            path("export/", wrap(self.export_view), name=self._url_name("export")),
+        ] + urls
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = dict(extra_context or {})
+        if self.spreadsheet_resource is not None:
+            query = request.GET.urlencode()
+            export_url = reverse(f"admin:{self._url_name('export')}")
+            extra_context.update(
+                portal_import_url=reverse(f"admin:{self._url_name('import')}") if self.has_import_permission(request) else None,
+                portal_template_url=reverse(f"admin:{self._url_name('import_template')}") if self.has_import_permission(request) else None,
+                portal_export_xlsx_url=f"{export_url}?{query}{'&' if query else ''}_format=xlsx" if self.has_export_permission(request) else None,
+                portal_export_csv_url=f"{export_url}?{query}{'&' if query else ''}_format=csv" if self.has_export_permission(request) else None,
+            )
+        return super().changelist_view(request, extra_context)
+
+    def _context(self, request, title, **extra):
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "resource": self.spreadsheet_resource,
+            **extra,
+        }
+
+    def import_view(self, request):
+        from settlement.imports.errors import ImportRejected
+        from settlement.imports.services import submit_import
+
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        resource = self.spreadsheet_resource
+        form = ImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                job = submit_import(
+                    resource.name, form.cleaned_data["file"], request.user, form.cleaned_data["land_good_rows"],
+                )
+            except ImportRejected as exc:
+                form.add_error(None, exc.message)
+            else:
+                return redirect(reverse(f"admin:{self._url_name('import_job')}", args=[job.pk]))
+        recent = [
+            (job, reverse(f"admin:{self._url_name('import_job')}", args=[job.pk]))
+            for job in self._import_jobs(request)[:10]
+        ]
+        return TemplateResponse(request, "admin/portal/import.html", self._context(
+            request, f"导入{resource.title}", form=form, recent_jobs=recent,
+            template_url=reverse(f"admin:{self._url_name('import_template')}"),
+        ))
+
+    def import_template_view(self, request):
+        from settlement.imports.export import write_template
+
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        resource = self.spreadsheet_resource
+        buffer = io.BytesIO()
+        write_template(resource, buffer)
+        return _download(buffer.getvalue(), f"{resource.name}_template.xlsx")
+
+    def _import_jobs(self, request):
+        from settlement.models import Job, JobKind
+
+        jobs = restrict(Job.objects.filter(kind=JobKind.IMPORT, params__resource=self.spreadsheet_resource.name), request.user)
+        if not scope_for(request.user).sees_all:
+            # Within an institution or county, jobs are still personal: files hold other people's data.
+            jobs = jobs.filter(user=request.user)
+        return jobs.order_by("-created_at")
+
+    def _import_job(self, request, job_id):
+        if not self.has_import_permission(request) and not self.has_view_permission(request):
+            raise PermissionDenied
+        job = self._import_jobs(request).filter(pk=job_id).first()
+        if job is None:
+            raise Http404("任务不存在或不在您的数据范围内")
+        return job
+
+    def import_job_view(self, request, job_id):
+        job = self._import_job(request, job_id)
+        return TemplateResponse(request, "admin/portal/import_job.html", self._context(
+            request, f"导入任务：{job.title}", job=job,
+            status_url=reverse(f"admin:{self._url_name('import_job_status')}", args=[job.pk]),
+            changelist_url=reverse(f"admin:{self._url_name('changelist')}"),
+            import_url=reverse(f"admin:{self._url_name('import')}"),
+        ))
+
+    def import_job_status(self, request, job_id):
+        job = self._import_job(request, job_id)
+        result_url = (
+            reverse(f"admin:{self._url_name('import_job_result')}", args=[job.pk]) if job.result_file else None
+        )
+        return JsonResponse({
+            "id": job.pk,
+            "status": job.status,
+            "status_display": job.get_status_display(),
+            "finished": job.is_finished,
+            "done": job.progress_done,
+            "total": job.progress_total,
+            "percent": job.percent,
+            "message": job.message,
+            "counts": job.counts,
+            "log": job.log,
+            "result_url": result_url,
+        })
+
+    def import_job_result(self, request, job_id):
+        job = self._import_job(request, job_id)
+        if not job.result_file:
+            raise Http404("该任务没有结果文件")
+        return FileResponse(job.result_file.open("rb"), as_attachment=True, filename=f"错误清单_{job.pk}.xlsx")
+
+    def export_view(self, request):
+        from settlement.imports.export import write_csv, write_xlsx
+
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        resource = self.spreadsheet_resource
+        fmt = request.GET.get("_format", "xlsx")
+        if fmt not in ("xlsx", "csv"):
+            raise Http404("不支持的导出格式")
+        # The changelist's own filters and search, on top of get_queryset's scope restriction.
+        params = request.GET.copy()
+        params.pop("_format", None)
+        request.GET = params
+        queryset = self.get_changelist_instance(request).get_queryset(request)
+        stamp = timezone.localtime().strftime("%Y%m%d%H%M%S")
+        name = f"{resource.name}_{stamp}.{fmt}"
+        if fmt == "csv":
+            buffer = io.StringIO()
+            write_csv(resource, queryset, buffer)
+            return _download(buffer.getvalue().encode("utf-8"), name, "text/csv; charset=utf-8")
+        spool = tempfile.SpooledTemporaryFile(max_size=20 * 1024 * 1024)
+        write_xlsx(resource, queryset, spool)
+        spool.seek(0)
+        return FileResponse(spool, as_attachment=True, filename=name)
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _download(content, filename, content_type=XLSX):
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f"attachment; filename=\"{filename}\""
+    return response

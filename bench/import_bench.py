@@ -1,0 +1,257 @@
+"""Import throughput and peak memory (SPEC §4, §8): prints figures, asserts nothing.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal_bench .venv/bin/python bench/import_bench.py
+
+Generates a 200,000-row outpatient_claims xlsx and a 1,000,000-row csv (with the persons and
+institutions they reference), then imports them through the same code path as
+`manage.py import_data` — full validation, scope, staging COPY, upsert and history rows — each in
+a child process whose own peak RSS (wait4 ru_maxrss) is reported. Beside it, in the same run:
+stock django-import-export with a tuned ModelResource on the first 50,000 csv rows, and a raw
+COPY of the whole csv into an unindexed table (the floor no validating import can beat).
+Targets: xlsx ≥ 25,000 rows/s, csv ≥ 50,000 rows/s, peak memory < 500 MB for the 1,000,000-row csv.
+"""
+import argparse
+import csv
+import datetime
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+OUT = ROOT / "bench" / "out"
+HEADERS = ["结算流水号", "身份证号", "机构编码", "就诊日期", "门诊类型", "病种编码", "总费用", "统筹支付", "个人负担", "转诊"]
+PERSONS = 100_000
+INSTITUTIONS = 40
+XLSX_ROWS = 200_000
+CSV_ROWS = 1_000_000
+DIE_ROWS = 50_000
+
+
+def ensure_database():
+    import psycopg
+    from dj_database_url import parse
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        sys.exit("请设置 DATABASE_URL 为 PostgreSQL 数据库，例如 postgres://postgres@127.0.0.1:5432/portal_bench")
+    db = parse(url)
+    admin = psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"] or "postgres",
+                            password=db["PASSWORD"] or None, dbname="postgres", autocommit=True)
+    if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone():
+        admin.execute(f'CREATE DATABASE "{db["NAME"]}"')
+    admin.close()
+
+
+def setup_master_data():
+    """Regions, institutions and persons, loaded directly: they are the fixture, not the measurement."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from alliances.models import Institution, Region
+    from contracts.validators import build_resident_id
+
+    call_command("migrate", verbosity=0)
+    city, _ = Region.objects.get_or_create(code="330500", defaults={"name": "湖州市"})
+    county, _ = Region.objects.get_or_create(code="330502", defaults={"name": "吴兴区", "parent": city})
+    codes = []
+    for i in range(1, INSTITUTIONS + 1):
+        code = f"H330502{i:05d}"
+        Institution.objects.get_or_create(code=code, defaults={"name": f"基准医院{i}", "county": county, "level": "二级"})
+        codes.append(code)
+    ids = []
+    day = datetime.date(1940, 1, 1)
+    while len(ids) < PERSONS:
+        for sequence in range(500):
+            ids.append((build_resident_id("330502", day, sequence, "M" if sequence % 2 else "F"), day, "M" if sequence % 2 else "F"))
+        day += datetime.timedelta(days=1)
+    ids = ids[:PERSONS]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM contracts_insuredperson")
+        if cursor.fetchone()[0] < PERSONS:
+            cursor.execute("TRUNCATE contracts_insuredperson, contracts_historicalinsuredperson CASCADE")
+            with cursor.cursor.copy(
+                "COPY contracts_insuredperson (id_number, name, birth_date, sex, insurance_type, county_id, status) FROM STDIN"
+            ) as copy:
+                for number, birth, sex in ids:
+                    copy.write_row((number, "参保人", birth, sex, "居民", county.pk, "参保"))
+    return [number for number, _, _ in ids], codes
+
+
+def claim_rows(person_ids, codes, count):
+    start = datetime.date(2024, 1, 1)
+    dates = [(start + datetime.timedelta(days=d)).isoformat() for d in range(366)]
+    for i in range(count):
+        cents = 1000 + (i * 37) % 90000
+        fund = cents * 6 // 10
+        yield [
+            f"MZ{i:010d}", person_ids[(i * 7919) % len(person_ids)], codes[i % len(codes)], dates[i % 366],
+            "普通门诊", "", f"{cents // 100}.{cents % 100:02d}", f"{fund // 100}.{fund % 100:02d}",
+            f"{(cents - fund) // 100}.{(cents - fund) % 100:02d}", "否" if i % 10 else "是",
+        ]
+
+
+def generate(person_ids, codes):
+    OUT.mkdir(parents=True, exist_ok=True)
+    csv_path, xlsx_path = OUT / f"claims_{CSV_ROWS}.csv", OUT / f"claims_{XLSX_ROWS}.xlsx"
+    if not csv_path.exists():
+        with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(HEADERS)
+            writer.writerows(claim_rows(person_ids, codes, CSV_ROWS))
+    if not xlsx_path.exists():
+        from openpyxl import Workbook
+
+        workbook = Workbook(write_only=True)
+        sheet = workbook.create_sheet("门诊结算记录")
+        sheet.append(HEADERS)
+        for row in claim_rows(person_ids, codes, XLSX_ROWS):
+            sheet.append(row)
+        workbook.save(xlsx_path)
+    die_path = OUT / f"claims_{DIE_ROWS}.csv"
+    if not die_path.exists():
+        with open(csv_path, encoding="utf-8") as source, open(die_path, "w", encoding="utf-8") as target:
+            for _ in range(DIE_ROWS + 1):
+                target.write(source.readline())
+    return xlsx_path, csv_path, die_path
+
+
+def truncate_claims():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE settlement_outpatientclaim, settlement_historicaloutpatientclaim")
+
+
+# --- measurements, each run in its own child process ------------------------------------------
+
+
+def measure_portal(path):
+    from settlement.imports.services import import_file
+
+    result = import_file("outpatient_claims", path)
+    assert result.landed and result.bad_rows == 0, result.errors[:5]
+    return result.rows
+
+
+def measure_die(path):
+    import tablib
+    from import_export import fields, resources, widgets
+
+    from alliances.models import Institution
+    from contracts.models import InsuredPerson
+    from settlement.models import OutpatientClaim
+
+    class YesNo(widgets.BooleanWidget):
+        def clean(self, value, row=None, **kwargs):
+            return value in ("是", "Y", "1")
+
+    class ClaimResource(resources.ModelResource):
+        serial = fields.Field("serial", "结算流水号")
+        person = fields.Field("person", "身份证号", widgets.ForeignKeyWidget(InsuredPerson, "id_number"))
+        institution = fields.Field("institution", "机构编码", widgets.ForeignKeyWidget(Institution, "code"))
+        visit_date = fields.Field("visit_date", "就诊日期", widgets.DateWidget("%Y-%m-%d"))
+        visit_type = fields.Field("visit_type", "门诊类型")
+        total_cost = fields.Field("total_cost", "总费用", widgets.DecimalWidget())
+        fund_paid = fields.Field("fund_paid", "统筹支付", widgets.DecimalWidget())
+        personal_paid = fields.Field("personal_paid", "个人负担", widgets.DecimalWidget())
+        referral = fields.Field("referral", "转诊", YesNo())
+
+        class Meta:
+            model = OutpatientClaim
+            fields = ("serial", "person", "institution", "visit_date", "visit_type", "total_cost", "fund_paid",
+                      "personal_paid", "referral")
+            use_bulk = True
+            batch_size = 5000
+            skip_diff = True
+            force_init_instance = True
+            skip_unchanged = False
+            report_skipped = False
+
+        def before_save_instance(self, instance, row, **kwargs):
+            instance.insurance_type = instance.person.insurance_type
+
+    with open(path, encoding="utf-8") as handle:
+        dataset = tablib.Dataset().load(handle.read(), format="csv")
+    result = ClaimResource().import_data(dataset, raise_errors=True)
+    assert not result.has_errors()
+    return len(dataset)
+
+
+def measure_copy(path):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_raw_claims")
+        cursor.execute("CREATE TABLE bench_raw_claims (" + ", ".join(f"c{i} text" for i in range(len(HEADERS))) + ")")
+        with open(path, "rb") as handle, cursor.cursor.copy("COPY bench_raw_claims FROM STDIN (FORMAT csv, HEADER true)") as copy:
+            while block := handle.read(1 << 20):
+                copy.write(block)
+        cursor.execute("SELECT count(*) FROM bench_raw_claims")
+        rows = cursor.fetchone()[0]
+        cursor.execute("DROP TABLE bench_raw_claims")
+    return rows
+
+
+MEASURES = {"portal": measure_portal, "die": measure_die, "copy": measure_copy}
+
+
+def child(kind, path):
+    import django
+
+    django.setup()
+    started = time.perf_counter()
+    rows = MEASURES[kind](Path(path))
+    print(f"{rows} {time.perf_counter() - started:.3f}")
+
+
+def run_child(label, kind, path):
+    truncate_claims()
+    proc = subprocess.Popen([sys.executable, __file__, "--child", kind, str(path)], stdout=subprocess.PIPE, text=True)
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        print(f"{label}: 失败（退出码 {proc.returncode}）")
+        return
+    rows, seconds = output.split()
+    rows, seconds = int(rows), float(seconds)
+    peak_mb = usage.ru_maxrss / 1024  # Linux reports kilobytes
+    cpu = usage.ru_utime + usage.ru_stime  # the Python process only; PostgreSQL's own CPU is not in it
+    print(
+        f"{label:<44} {rows:>9,} 行 {seconds:>8.2f} s {rows / seconds:>10,.0f} 行/s  "
+        f"峰值内存 {peak_mb:>6.0f} MB  Python CPU {cpu:>7.2f} s  负载 {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"))
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    ensure_database()
+    started = time.perf_counter()
+    person_ids, codes = setup_master_data()
+    xlsx_path, csv_path, die_path = generate(person_ids, codes)
+    print(f"准备数据（{PERSONS}名参保人、{INSTITUTIONS}家机构、文件生成）：{time.perf_counter() - started:.1f} s", flush=True)
+    load = os.getloadavg()
+    print(f"CPU {os.cpu_count()} 核，开始时负载 {load[0]:.1f}", flush=True)
+    run_child(f"平台导入 xlsx（{XLSX_ROWS:,}行，完整校验+历史）", "portal", xlsx_path)
+    run_child(f"平台导入 csv（{CSV_ROWS:,}行，完整校验+历史）", "portal", csv_path)
+    run_child(f"平台导入 csv（前{DIE_ROWS:,}行）", "portal", die_path)
+    run_child(f"django-import-export（前{DIE_ROWS:,}行，use_bulk）", "die", die_path)
+    run_child(f"原始 COPY csv（{CSV_ROWS:,}行，无校验无索引）", "copy", csv_path)
+    print("目标：xlsx ≥ 25,000 行/s；csv ≥ 50,000 行/s；100万行csv峰值内存 < 500 MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The one import path behind the three doors (management command, admin upload, Celery task)."""
+import datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from settlement import jobs
+
+from .errors import ImportRejected
+from .landing import make_lander
+from .readers import open_table
+from .resources import get_resource, lookups
+from .validation import ImportContext, validate
+
+ERROR_COLUMN = "错误原因"
+MAX_ERRORS_KEPT = 100_000  # every bad row still goes to the error workbook; the list is for display
+
+
+@dataclass
+class ImportResult:
+    resource: str
+    title: str
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    bad_rows: int = 0
+    errors: list = field(default_factory=list)
+    landed: bool = False
+    error_file: Path | None = None
+
+    @property
+    def good_rows(self):
+        return self.rows - self.bad_rows
+
+    @property
+    def counts(self):
+        return {
+            "rows": self.rows, "created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+            "bad_rows": self.bad_rows,
+        }
+
+    def summary(self):
+        if not self.landed:
+            return f"{self.title}：共{self.rows}行，其中{self.bad_rows}行有错误，未导入任何数据。请修改后重新上传，或选择“只导入正确的行”。"
+        text = f"{self.title}：共{self.rows}行，新增{self.created}行，更新{self.updated}行，未变化{self.unchanged}行"
+        if self.bad_rows:
+            text += f"；{self.bad_rows}行有错误未导入（见错误清单）"
+        return text + "。"
+
+
+class ErrorWorkbook:
+    """Bad rows with their original cells plus an error column, written as they are found."""
+
+    def __init__(self, headers):
+        from openpyxl import Workbook
+
+        self.workbook = Workbook(write_only=True)
+        self.sheet = self.workbook.create_sheet("错误行")
+        self.sheet.append([*headers, ERROR_COLUMN])
+        self.width = len(headers)
+
+    def add(self, cells, errors):
+        row = [neutralise(cell) for cell in list(cells)[: self.width]]
+        row += [None] * (self.width - len(row))
+        row.append(neutralise("；".join(_error_text(error) for error in errors)))
+        self.sheet.append(row)
+
+    def save(self, path):
+        self.workbook.save(path)
+
+
+def _error_text(error):
+    column = f"“{error.column}”" if error.column else ""
+    return f"{column}{error.reason}"
+
+
+def neutralise(value):
+    """Spreadsheet cells starting with = + - @ would run as formulas when opened (CSV/formula injection)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    if isinstance(value, datetime.timedelta | datetime.time):
+        return str(value)
+    return value
+
+
+def check_permission(resource, user):
+    if user is None:
+        return
+    if not (user.is_active and user.has_perm(resource.permission)):
+        raise ImportRejected(f"您没有导入“{resource.title}”的权限")
+
+
+def import_file(resource, path, user=None, land_good_rows=False, job_id=None, error_path=None) -> ImportResult:
+    """Validate every row of `path` and land all of them, or none, or (on request) exactly the good ones.
+
+    Raises ImportRejected for a file that cannot be read at all. Bad rows do not raise: they come
+    back in the result, and with `error_path` as an xlsx of the original rows plus 错误原因.
+    """
+    spec = get_resource(resource)
+    check_permission(spec, user)
+    table = open_table(path)
+    result = ImportResult(resource=spec.name, title=spec.title)
+    ctx = ImportContext(spec, user, lookups())
+    lander = make_lander(spec, ctx)
+    workbook = None
+
+    def reject(number, cells, errors):
+        nonlocal workbook
+        result.bad_rows += 1
+        if len(result.errors) < MAX_ERRORS_KEPT:
+            result.errors.extend(errors)
+        if error_path is not None:
+            if workbook is None:
+                workbook = ErrorWorkbook(table.headers)
+            workbook.add(cells, errors)
+
+    def accept(values, number):
+        # Once a bad row dooms an all-or-nothing import, the rest is only validated for the report.
+        if result.bad_rows and not land_good_rows:
+            return
+        lander.add(values, number)
+
+    def progress(done):
+        if job_id:
+            jobs.advance(job_id, done)
+
+    if job_id:
+        jobs.set_total(job_id, table.total)
+        jobs.append_log(job_id, f"开始校验：约{table.total}行")
+    try:
+        result.rows = validate(spec, table, ctx, accept, reject, progress)
+        if result.bad_rows and not land_good_rows:
+            lander.discard()
+        else:
+            if job_id:
+                jobs.append_log(job_id, f"校验完成，正在写入数据库（{result.good_rows}行）")
+            result.created, result.updated = lander.land()
+            result.unchanged = result.good_rows - result.created - result.updated
+            result.landed = True
+    except BaseException:
+        lander.discard()
+        raise
+    finally:
+        rows = getattr(table.rows, "close", None)
+        if rows:
+            rows()  # closes the csv handle even when validation stopped early
+    if workbook is not None:
+        workbook.save(error_path)
+        result.error_file = Path(error_path)
+    return result
+
+
+def submit_import(resource, upload, user, land_good_rows=False):
+    """Queue an uploaded file as an import Job (the admin door); the worker runs `import_file`."""
+    from django.db import transaction
+
+    from settlement.models import JobKind
+
+    from .tasks import run_import_job
+
+    spec = get_resource(resource)
+    check_permission(spec, user)
+    with transaction.atomic():
+        job = jobs.create_job(
+            JobKind.IMPORT, f"导入{spec.title}：{Path(upload.name).name}", user=user,
+            params={"resource": spec.name, "land_good_rows": bool(land_good_rows)}, input_file=upload,
+        )
+        jobs.enqueue(job, run_import_job)
+    return job

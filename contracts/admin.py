@@ -1,10 +1,26 @@
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 
 from alliances.scoped_admin import ScopedAdmin
 
 from .models import (
     Contract, Disease, DiseaseRegistration, FamilyDoctorTeam, InsuredPerson, ServicePackage, ServicePackageItem,
 )
+from .validators import parse_resident_id
+
+
+class PersonByCardMixin:
+    """Hospital staff pick a person they have no link with yet by the full ID number only.
+
+    A hospital sees the people it has signed, registered or been designated for. To sign someone
+    new, staff read the ID card: the person autocomplete then answers that one exact number (never
+    a partial match), and the form accepts any person so the choice validates.
+    """
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "person" and self.user_scope(request).is_hospital:
+            kwargs["queryset"] = InsuredPerson.objects.all()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(InsuredPerson)
@@ -20,6 +36,16 @@ class InsuredPersonAdmin(ScopedAdmin):
     def masked_id(self, obj):
         return obj.masked_id
 
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if self.user_scope(request).is_hospital and request.path.endswith("/autocomplete/"):
+            try:
+                card = parse_resident_id(search_term)
+            except ValidationError:
+                return results, may_have_duplicates
+            results = results | InsuredPerson.objects.filter(id_number=card.number)
+        return results, may_have_duplicates
+
 
 @admin.register(Disease)
 class DiseaseAdmin(ScopedAdmin):
@@ -29,7 +55,7 @@ class DiseaseAdmin(ScopedAdmin):
 
 
 @admin.register(DiseaseRegistration)
-class DiseaseRegistrationAdmin(ScopedAdmin):
+class DiseaseRegistrationAdmin(PersonByCardMixin, ScopedAdmin):
     list_display = ("person", "disease", "filed_on", "ended_on", "approving_institution")
     list_filter = ("disease__category",)
     search_fields = ("=person__id_number", "person__name", "disease__code", "disease__name")
@@ -59,7 +85,7 @@ class FamilyDoctorTeamAdmin(ScopedAdmin):
 
 
 @admin.register(Contract)
-class ContractAdmin(ScopedAdmin):
+class ContractAdmin(PersonByCardMixin, ScopedAdmin):
     list_display = ("person", "team", "institution", "package", "start", "end", "verified_on")
     list_filter = (("verified_on", admin.EmptyFieldListFilter), "package")
     search_fields = ("=person__id_number", "person__name", "team__name", "institution__code", "institution__name")
@@ -76,6 +102,12 @@ class ContractAdmin(ScopedAdmin):
         return fields
 
     def save_model(self, request, obj, form, change):
-        if "verified_on" in form.changed_data:
+        if self.user_scope(request).is_hospital:
+            # Whatever the form or a reverted history version carries, hospital staff never set or
+            # restore a verification (SPEC §3): keep what is stored.
+            stored = Contract.objects.filter(pk=obj.pk).values("verified_on", "verified_by").first() if obj.pk else None
+            obj.verified_on = stored["verified_on"] if stored else None
+            obj.verified_by_id = stored["verified_by"] if stored else None
+        elif "verified_on" in form.changed_data:
             obj.verified_by = request.user if obj.verified_on else None
         super().save_model(request, obj, form, change)

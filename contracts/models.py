@@ -61,11 +61,17 @@ class InsuredPerson(ScopedModel, models.Model):
         self.birth_date = parsed.birth_date
         self.sex = parsed.sex
 
+    def clean_fields(self, exclude=None):
+        # The field's validator already explains a bad number; clean() must not say it twice.
+        self._id_number_checked = "id_number" not in (exclude or ())
+        super().clean_fields(exclude=exclude)
+
     def clean(self):
         try:
             self.derive_from_id()
         except ValidationError as exc:
-            raise ValidationError({"id_number": exc.messages}) from None
+            if not getattr(self, "_id_number_checked", False):
+                raise ValidationError({"id_number": exc.messages}) from None
 
     def save(self, *args, **kwargs):
         # Keep the derived columns consistent however the row is saved.

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from alliances.drilldown import DrilldownLookupsMixin
 from alliances.scoped_admin import ScopedAdmin
 
 from .models import (
@@ -9,7 +10,7 @@ from .models import (
 
 
 @admin.register(OutpatientClaim)
-class OutpatientClaimAdmin(ScopedAdmin):
+class OutpatientClaimAdmin(DrilldownLookupsMixin, ScopedAdmin):
     list_display = ("serial", "institution", "person", "visit_date", "visit_type", "disease", "total_cost", "fund_paid", "personal_paid")
     list_filter = ("visit_type", "insurance_type", "referral")
     search_fields = ("=serial", "=person__id_number", "=institution__code")
@@ -19,7 +20,7 @@ class OutpatientClaimAdmin(ScopedAdmin):
 
 
 @admin.register(InpatientCase)
-class InpatientCaseAdmin(ScopedAdmin):
+class InpatientCaseAdmin(DrilldownLookupsMixin, ScopedAdmin):
     list_display = ("serial", "institution", "person", "admission_date", "discharge_date", "principal_diagnosis", "drg_code", "bed_day_category", "total_cost", "fund_paid")
     list_filter = ("bed_day_category", "incomplete_stay", "new_technology", "transferred")
     search_fields = ("=serial", "=person__id_number", "=institution__code", "drg_code", "principal_diagnosis")
@@ -129,3 +130,6 @@ class JobAdmin(ScopedAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+from .engine import admin as engine_admin  # noqa: E402,F401  (policies, settlement runs, unit results)

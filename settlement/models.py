@@ -489,3 +489,6 @@ class Job(ScopedModel, models.Model):
     @property
     def is_finished(self):
         return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+from .engine.models import *  # noqa: E402,F401,F403  (policies, runs and results of the settlement engine)

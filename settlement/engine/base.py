@@ -103,6 +103,16 @@ class SchemeRule(ABC):
         """Checks across units after all are computed (e.g. Σ payments = pool budget); returns warnings."""
         return []
 
+    # --- Optional hooks (added for the engine; a scheme that does not need them keeps the defaults) ---
+
+    def prepayment(self, ctx: RunContext, params, month: int) -> dict[str, Decimal]:
+        """unit_code → the month's prepayment (月度预拨); empty where the scheme does not prepay."""
+        return {}
+
+    def claims_for_unit(self, ctx: RunContext, params, unit_code: str):
+        """The OutpatientClaim queryset behind a unit's A (for drill-down), or None when not applicable."""
+        return None
+
 
 _REGISTRY: dict[str, SchemeRule] = {}
 

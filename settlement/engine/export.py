@@ -1,0 +1,98 @@
+"""The settlement export of SPEC §5: one row per settled unit, xlsx or csv."""
+import csv
+import io
+from pathlib import Path
+
+from alliances.scope import restrict
+
+COLUMNS = [
+    ("单位编码", "unit_code"),
+    ("单位名称", "unit_name"),
+    ("预算额度", "quota"),
+    ("实际支出", "actual"),
+    ("结余超支", "surplus"),
+    ("单位分担留用", "unit_part"),
+    ("基金分担留用", "fund_part"),
+    ("应得金额", "entitled"),
+    ("已拨付", "paid"),
+    ("年终清算金额", "amount"),
+]
+TEXT_FIELDS = {"unit_code", "unit_name"}
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_text(value):
+    """A text cell a spreadsheet must not execute (CSV/formula injection)."""
+    value = "" if value is None else str(value)
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+def rows_of(run, user=None):
+    results = run.results.order_by("unit_code")
+    if user is not None:
+        results = restrict(results, user)
+    for result in results:
+        yield [safe_text(getattr(result, f)) if f in TEXT_FIELDS else getattr(result, f) for _, f in COLUMNS]
+
+
+def export_format(path):
+    suffix = Path(str(path)).suffix.lower()
+    if suffix not in (".xlsx", ".csv"):
+        raise ValueError(f"输出文件“{path}”应以 .xlsx 或 .csv 结尾")
+    return suffix[1:]
+
+
+def write_csv(run, stream, user=None):
+    writer = csv.writer(stream)
+    writer.writerow([header for header, _ in COLUMNS])
+    count = 0
+    for row in rows_of(run, user):
+        # Money is written with exactly two decimals, as plain numbers.
+        writer.writerow([f"{v:.2f}" if i >= 2 else v for i, v in enumerate(row)])
+        count += 1
+    return count
+
+
+def write_xlsx(run, stream, user=None):
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("结算结果")
+    sheet.append([header for header, _ in COLUMNS])
+    count = 0
+    from openpyxl.cell import WriteOnlyCell
+
+    for row in rows_of(run, user):
+        cells = []
+        for index, value in enumerate(row):
+            cell = WriteOnlyCell(sheet, value=value)
+            if index >= 2:
+                cell.number_format = "0.00"
+            else:
+                cell.data_type = "s"
+            cells.append(cell)
+        sheet.append(cells)
+        count += 1
+    workbook.save(stream)
+    return count
+
+
+def export_run(run, path, user=None):
+    """Write `run` to `path` (.xlsx or .csv); returns the number of unit rows."""
+    fmt = export_format(path)
+    if fmt == "csv":
+        # utf-8-sig so that Excel opens the Chinese headers correctly.
+        with open(path, "w", newline="", encoding="utf-8-sig") as stream:
+            return write_csv(run, stream, user)
+    with open(path, "wb") as stream:
+        return write_xlsx(run, stream, user)
+
+
+def export_bytes(run, fmt="xlsx", user=None):
+    if fmt == "csv":
+        text = io.StringIO()
+        write_csv(run, text, user)
+        return ("\ufeff" + text.getvalue()).encode("utf-8")
+    buffer = io.BytesIO()
+    write_xlsx(run, buffer, user)
+    return buffer.getvalue()

@@ -1,0 +1,126 @@
+"""Policy presets for the seed cities (shared/seeds), loaded as PaymentPolicy rows the bureau can edit.
+
+A preset names only what the city's document fixes; the rest comes from the scheme's params_class
+defaults. A preset key the scheme's parameters do not have is skipped (and reported), so a scheme
+module may name its fields as it likes without breaking the loader.
+"""
+import dataclasses
+
+from django.db import transaction
+from django.utils import timezone
+
+from settlement.models import ApprovalStatus
+
+from .base import registered_schemes
+from .models import PaymentPolicy
+from .params import defaults_of, from_json
+
+PRESETS = {
+    "huzhou": {
+        "label": "湖州",
+        "policies": {
+            # [HZ §2]: 85% kept / 85% borne, assessment moves each by at most 5 points.
+            "capitation": {
+                "retention": "0.85", "overspend_share": "0.85", "max_bonus_up": "5", "max_bonus_down": "5",
+                "disease_add_mode": "add_all", "visit_types": ["普通门诊", "慢病门诊"], "standard_valid_years": 2,
+            },
+        },
+    },
+    "panzhihua": {
+        "label": "攀枝花",
+        "policies": {
+            # [PZH §4]: 80% of surplus; overspend 60/40 up to 10% of Q, beyond it the institution alone.
+            "special_outpatient": {
+                "surplus_retention": "0.80", "overspend_mode": "tiered", "overspend_tier": "0.10",
+                "fund_share_in_tier": "0.40", "prepayment_ratio": "0.95", "risk_a": "0.2", "risk_b": "0.3",
+            },
+            # The 100 元 fee per person-year is the default ServicePackage's (contracts data); the policy
+            # holds the mid-year advance of 50%.
+            "family_doctor": {"advance_ratio": "0.50"},
+        },
+    },
+    "kaifeng": {
+        "label": "开封",
+        "policies": {
+            # [KF §4–§6]: 结余奖励，超支不补; 5% deposit returned in full at a score of 90.
+            "alliance_budget": {
+                "surplus_retention": "1.00", "overspend_covered": "0.00", "deposit_ratio": "0.05",
+                "full_return_score": "90", "prepayment_ratio": "0.95",
+            },
+        },
+    },
+}
+
+CITY_BY_LABEL = {preset["label"]: key for key, preset in PRESETS.items()}
+
+
+class PresetError(Exception):
+    pass
+
+
+def preset_choices():
+    return [(key, preset["label"]) for key, preset in PRESETS.items()]
+
+
+def preset_parameters(params_class, overrides):
+    """(parameters JSON, skipped keys) for one scheme: defaults, then the preset's known keys."""
+    names = {f.name for f in dataclasses.fields(params_class)}
+    data = defaults_of(params_class)
+    skipped = sorted(set(overrides) - names)
+    data.update({k: v for k, v in overrides.items() if k in names})
+    from_json(params_class, data)  # a preset that does not validate is a bug: fail loudly
+    return data, skipped
+
+
+def load_preset(city, year, region=None, user=None, approve=False):
+    """Create or refresh the city's policies for `year`; approved policies are never overwritten.
+
+    Returns a list of Chinese lines describing what happened.
+    """
+    key = CITY_BY_LABEL.get(city, city)
+    if key not in PRESETS:
+        raise PresetError(f"没有“{city}”的政策预设，可选：{'、'.join(p['label'] for p in PRESETS.values())}")
+    preset = PRESETS[key]
+    schemes = registered_schemes()
+    report = []
+    with transaction.atomic():
+        for scheme, overrides in preset["policies"].items():
+            rule = schemes.get(scheme)
+            if rule is None:
+                report.append(f"{scheme}：该支付方案尚未启用，跳过")
+                continue
+            data, skipped = preset_parameters(rule.params_class, overrides)
+            policy = PaymentPolicy.objects.filter(scheme=scheme, year=year, region=region).first()
+            if policy is not None and policy.status == ApprovalStatus.APPROVED:
+                report.append(f"{policy}已审批，未覆盖")
+                continue
+            if policy is None:
+                policy = PaymentPolicy(scheme=scheme, year=year, region=region)
+            policy.name = f"{preset['label']}预设"
+            policy.parameters = data
+            if approve:
+                policy.status = ApprovalStatus.APPROVED
+                policy.approved_by = user if user is not None and user.pk else None
+                policy.approved_at = timezone.now()
+            policy.save()
+            line = f"{policy}：已{'加载并审批' if approve else '加载（待审批）'}"
+            if skipped:
+                line += f"；本方案无以下参数，已忽略：{'、'.join(skipped)}"
+            report.append(line)
+    return report
+
+
+def approve_policy(policy, user=None):
+    from .services import SettlementError, _require
+    from alliances.scope import Role
+
+    _require(user, roles={Role.CITY}, action="审批支付政策")
+    try:
+        policy.typed_parameters()
+    except Exception as exc:
+        raise SettlementError(f"{policy}的参数有误，不能审批：{exc}") from None
+    policy.status = ApprovalStatus.APPROVED
+    policy.approved_by = user if user is not None and user.pk else None
+    policy.approved_at = timezone.now()
+    policy.save()
+    return policy

@@ -1,0 +1,438 @@
+"""Settlement runs (SPEC §7): start, gather, one task per unit, finish, approve, pay; monthly prepayment.
+
+Lifecycle: 草稿 → 计算中 → 已计算 → 已审核 → 已拨付 (or 失败).
+- `start_run` resolves the policy, creates or reuses the run row under a lock and hands over to
+  `gather_run` (a task, or in-process with sync=True).
+- `gather_run` calls the scheme's set-based `gather` once and stores each unit's inputs (codec-encoded)
+  and 已拨付 in `RunUnit`, then sends one `compute_unit` task per unit.
+- `compute_unit` is idempotent: it recomputes from the stored inputs and upserts the unit's result in
+  one transaction; a unit's first completion (RunUnit.done flipping) increments `units_done`, and the
+  transaction that brings it to `units_total` finishes the run. A killed worker's unit is redelivered
+  (acks_late) or picked up by `resume_run`; both give the same figures because the inputs are stored.
+"""
+import logging
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from alliances.models import Region
+from alliances.scope import Role, scope_for
+from settlement import jobs
+from settlement.models import ApprovalStatus, Job, JobKind, Payment, PaymentSource
+
+from . import codec
+from .base import RunContext, UnitOutcome, get_rule, q2, registered_schemes
+from .models import PaymentPolicy, RunStatus, RunUnit, SettlementRun, UnitResult
+from .params import from_json, to_json
+
+log = logging.getLogger(__name__)
+
+
+class SettlementError(Exception):
+    """A request the engine refuses; the message is Chinese and meant for the user."""
+
+
+# --- validation and policy resolution ------------------------------------------------------
+
+
+def check_scheme(scheme):
+    if scheme not in registered_schemes():
+        known = "、".join(sorted(registered_schemes()))
+        raise SettlementError(f"未知的支付方案“{scheme}”，可选：{known}")
+    return get_rule(scheme)
+
+
+def check_year(year):
+    try:
+        year = int(year)
+    except (TypeError, ValueError):
+        raise SettlementError(f"年度“{year}”无效，应为四位数字年份") from None
+    if not 2000 <= year <= 2100:
+        raise SettlementError(f"年度“{year}”无效，应在2000至2100之间")
+    return year
+
+
+def check_region(region_code):
+    if not region_code:
+        return None
+    region = Region.objects.filter(code=region_code).first()
+    if region is None:
+        raise SettlementError(f"区划代码“{region_code}”不存在")
+    return region
+
+
+def resolve_policy(scheme, year, region_code=None):
+    """The approved policy for (scheme, year, region), else the city-wide one; none stops the run."""
+    qs = PaymentPolicy.objects.filter(scheme=scheme, year=year).select_related("region")
+    candidates = []
+    if region_code:
+        candidates.append(qs.filter(region__code=region_code))
+    candidates.append(qs.filter(region__isnull=True))
+    for candidate in candidates:
+        policy = candidate.first()
+        if policy is not None:
+            if policy.status != ApprovalStatus.APPROVED:
+                raise SettlementError(f"{policy}尚未审批，审批后才能用于结算")
+            return policy
+    label = dict(_scheme_labels()).get(scheme, scheme)
+    where = f"区划{region_code}及全市" if region_code else "全市"
+    raise SettlementError(f"未找到{year}年度{label}（{where}）的支付政策，请先在“支付政策”中录入或加载预设")
+
+
+def policy_parameters(policy):
+    try:
+        return policy.typed_parameters()
+    except ValidationError as exc:
+        raise SettlementError(f"{policy}的参数有误：{'；'.join(exc.messages)}") from None
+
+
+def _scheme_labels():
+    from settlement.models import Scheme
+
+    return Scheme.choices
+
+
+def _require(user, *, roles, region_code=None, action):
+    """Who may do what (SPEC §1): the city bureau everywhere, the county bureau in its county."""
+    if user is None or user.is_superuser:
+        return
+    scope = scope_for(user)
+    if scope.role not in roles:
+        raise SettlementError(f"您没有权限{action}")
+    if scope.role == Role.COUNTY and (not region_code or region_code not in scope.region_codes):
+        raise SettlementError(f"县区医保局只能{action}本县区的结算")
+
+
+# --- start, gather, compute, finish ----------------------------------------------------------
+
+
+def start_run(scheme, year, region_code=None, user=None, sync=False):
+    """Start (or re-start) the settlement of `scheme` for `year`; returns the run.
+
+    Re-running a draft, computed or failed run replaces its results in the same version; a run
+    that is approved or paid is never touched: re-computing creates version + 1.
+    """
+    check_scheme(scheme)
+    year = check_year(year)
+    region = check_region(region_code)
+    _require(user, roles={Role.CITY, Role.COUNTY}, region_code=region_code, action="发起结算")
+    policy = resolve_policy(scheme, year, region_code)
+    params = policy_parameters(policy)
+    try:
+        with transaction.atomic():
+            runs = list(
+                SettlementRun.objects.select_for_update()
+                .filter(scheme=scheme, year=year, region=region).order_by("-version")
+            )
+            busy = next((r for r in runs if r.status == RunStatus.COMPUTING), None)
+            if busy is not None:
+                raise SettlementError(f"{busy}正在计算中（{busy.units_done}/{busy.units_total}），请等待完成后再试")
+            latest = runs[0] if runs else None
+            if latest is not None and not latest.is_read_only:
+                run = latest
+            else:
+                run = SettlementRun(scheme=scheme, year=year, region=region, version=(latest.version + 1) if latest else 1)
+            job = jobs.create_job(JobKind.SETTLEMENT, f"{year}年{scheme}结算", user=user,
+                                  params={"scheme": scheme, "year": year, "region": region_code})
+            run.status = RunStatus.COMPUTING
+            run.policy = policy
+            run.parameters = to_json(params)
+            run.units_total = run.units_done = 0
+            run.warnings = []
+            run.failure_reason = ""
+            run.job = job
+            run.created_by = user if user is not None and user.pk else None
+            run.started_at = timezone.now()
+            run.finished_at = None
+            run.save()
+            if not sync:
+                from .tasks import gather_run_task
+
+                jobs.enqueue(job, gather_run_task, run.pk)
+    except IntegrityError:
+        # Another start won the race between our lock and our insert; the constraint caught it.
+        raise SettlementError(f"{year}年{scheme}结算正在计算中，请等待完成后再试") from None
+    if sync:
+        gather_run(run.pk, sync=True)
+    # Embedded mode (no broker) has computed it already; otherwise this shows 计算中.
+    run.refresh_from_db()
+    return run
+
+
+def _context(run):
+    return RunContext(scheme=run.scheme, year=run.year, region_code=run.region_code)
+
+
+def _params(run):
+    return from_json(get_rule(run.scheme).params_class, run.parameters)
+
+
+def gather_run(run_id, sync=False):
+    """Gather every unit's inputs once (set-based) and fan out one compute task per unit."""
+    run = SettlementRun.objects.select_related("region").get(pk=run_id)
+    if run.status != RunStatus.COMPUTING:
+        return
+    if run.job_id:
+        jobs.start(run.job_id)
+    rule = get_rule(run.scheme)
+    ctx = _context(run)
+    try:
+        params = _params(run)
+        inputs = rule.gather(ctx, params)
+        paid = dict(
+            Payment.objects.filter(scheme=run.scheme, year=run.year, unit_code__in=list(inputs))
+            .values_list("unit_code").annotate(total=Sum("amount")).values_list("unit_code", "total")
+        )
+        encoded = [
+            RunUnit(run=run, unit_code=code, unit_name=str(getattr(item, "unit_name", ""))[:200],
+                    inputs=codec.encode(item), paid=q2(paid.get(code) or 0))
+            for code, item in inputs.items()
+        ]
+    except Exception as exc:  # any input problem fails the run with its reason, nothing half-landed
+        log.exception("gather failed for run %s", run_id)
+        fail_run(run_id, f"数据汇总失败：{exc}")
+        return
+    with transaction.atomic():
+        run = SettlementRun.objects.select_for_update().get(pk=run_id)
+        if run.status != RunStatus.COMPUTING:
+            return
+        RunUnit.objects.filter(run=run).delete()
+        RunUnit.objects.bulk_create(encoded, batch_size=1000)
+        # Units that disappeared since the previous computation of this draft must not linger.
+        UnitResult.objects.filter(run=run).exclude(unit_code__in=list(inputs)).delete()
+        SettlementRun.objects.filter(pk=run_id).update(units_total=len(encoded), units_done=0)
+        if run.job_id:
+            jobs.set_total(run.job_id, len(encoded))
+    if not encoded:
+        finish_run(run_id)
+        return
+    dispatch_units(run_id, [unit.unit_code for unit in encoded], sync=sync)
+
+
+def dispatch_units(run_id, unit_codes, sync=False):
+    if sync:
+        for code in unit_codes:
+            compute_unit(run_id, code)
+        return
+    from .tasks import compute_unit_task
+
+    for code in unit_codes:
+        transaction.on_commit(lambda code=code: compute_unit_task.delay(run_id, code))
+
+
+def compute_unit(run_id, unit_code):
+    """Compute and persist one unit; safe to run any number of times for the same unit."""
+    unit = RunUnit.objects.select_related("run", "run__region").filter(run_id=run_id, unit_code=unit_code).first()
+    if unit is None or unit.run.status != RunStatus.COMPUTING:
+        return
+    run = unit.run
+    rule = get_rule(run.scheme)
+    try:
+        outcome = rule.compute(codec.decode(unit.inputs), _params(run), unit.paid)
+        if not isinstance(outcome, UnitOutcome):
+            raise TypeError("compute 未返回 UnitOutcome")
+        done = _persist(run, unit, outcome)
+    except _RunNotComputing:
+        return
+    except Exception as exc:
+        log.exception("unit %s of run %s failed", unit_code, run_id)
+        fail_run(run_id, f"单位{unit.unit_name or unit_code}（{unit_code}）计算失败：{exc}")
+        return
+    if done is not None and done[0] >= done[1]:
+        finish_run(run_id)
+
+
+class _RunNotComputing(Exception):
+    pass
+
+
+def _persist(run, unit, outcome):
+    """One transaction: the unit's result, its done flag and the run's counter move together."""
+    with transaction.atomic():
+        UnitResult.objects.update_or_create(
+            run=run, unit_code=outcome.unit_code,
+            defaults={
+                "unit_name": outcome.unit_name, "quota": outcome.quota, "actual": outcome.actual,
+                "surplus": outcome.surplus, "unit_part": outcome.unit_part, "fund_part": outcome.fund_part,
+                "entitled": outcome.entitled, "paid": outcome.paid, "amount": outcome.amount,
+                "details": codec.to_json_safe(outcome.details), "warnings": list(outcome.warnings),
+            },
+        )
+        first_time = RunUnit.objects.filter(pk=unit.pk, done=False).update(done=True)
+        counted = SettlementRun.objects.filter(pk=run.pk, status=RunStatus.COMPUTING).update(
+            units_done=F("units_done") + first_time,
+        )
+        if not counted:
+            # Approved, failed or restarted meanwhile: roll back, never touch a closed run.
+            raise _RunNotComputing()
+        done, total = SettlementRun.objects.filter(pk=run.pk).values_list("units_done", "units_total").get()
+        if run.job_id:
+            Job.objects.filter(pk=run.job_id).update(progress_done=done)
+    # Only the completion that counted may finish the run (a redelivered unit must not).
+    return (done, total) if first_time else None
+
+
+def finish_run(run_id):
+    """After the last unit: the scheme's cross-unit checks, warnings, status 已计算."""
+    try:
+        with transaction.atomic():
+            run = SettlementRun.objects.select_for_update(of=("self",)).select_related("region").get(pk=run_id)
+            if run.status != RunStatus.COMPUTING or run.units.filter(done=False).exists():
+                return
+            results = list(run.results.order_by("unit_code"))
+            outcomes = [
+                UnitOutcome(
+                    unit_code=r.unit_code, unit_name=r.unit_name, quota=r.quota, actual=r.actual, surplus=r.surplus,
+                    unit_part=r.unit_part, fund_part=r.fund_part, entitled=r.entitled, paid=r.paid,
+                    amount=r.amount, details=r.details, warnings=tuple(r.warnings),
+                )
+                for r in results
+            ]
+            warnings = [f"{r.unit_name or r.unit_code}：{w}" for r in results for w in r.warnings]
+            warnings += list(get_rule(run.scheme).finish(_context(run), _params(run), outcomes) or [])
+            if not results:
+                warnings.append("没有需要结算的单位")
+            run.warnings = warnings
+            run.status = RunStatus.COMPUTED
+            run.finished_at = timezone.now()
+            run.save()
+            if run.job_id:
+                jobs.finish(run.job_id, f"{run}计算完成：{len(results)}个单位", counts={"units": len(results)})
+    except Exception as exc:
+        log.exception("finishing run %s failed", run_id)
+        fail_run(run_id, f"汇总校验失败：{exc}")
+
+
+def fail_run(run_id, reason):
+    with transaction.atomic():
+        run = SettlementRun.objects.select_for_update().get(pk=run_id)
+        if run.status != RunStatus.COMPUTING:
+            return
+        run.status = RunStatus.FAILED
+        run.failure_reason = reason
+        run.finished_at = timezone.now()
+        run.save()
+        if run.job_id:
+            jobs.finish(run.job_id, reason, failed=True)
+
+
+def resume_run(run, user=None, sync=False):
+    """Finish a run whose worker died: recompute only the units not done (same stored inputs)."""
+    _require(user, roles={Role.CITY, Role.COUNTY}, region_code=run.region_code, action="继续结算")
+    with transaction.atomic():
+        run = SettlementRun.objects.select_for_update().get(pk=run.pk)
+        if run.is_read_only:
+            raise SettlementError(f"{run}已{run.get_status_display()}，不能再修改；如需重算请发起新版本")
+        if run.status == RunStatus.COMPUTED:
+            raise SettlementError(f"{run}已计算完成，无需继续")
+        if not run.units.exists():
+            gather_needed = True
+        else:
+            gather_needed = False
+        if run.status != RunStatus.COMPUTING:
+            run.status = RunStatus.COMPUTING
+            run.failure_reason = ""
+            run.finished_at = None
+            try:
+                with transaction.atomic():
+                    run.save()
+            except IntegrityError:
+                raise SettlementError(f"{run.year}年{run.scheme}结算已有批次正在计算中，请等待完成后再试") from None
+        missing = list(run.units.filter(done=False).values_list("unit_code", flat=True))
+        # The counter is re-derived from the done flags so a half-counted run can't overshoot.
+        SettlementRun.objects.filter(pk=run.pk).update(units_done=run.units.filter(done=True).count())
+    if gather_needed:
+        if sync:
+            gather_run(run.pk, sync=True)
+        else:
+            from .tasks import gather_run_task
+
+            gather_run_task.delay(run.job_id, run.pk)
+    elif missing:
+        dispatch_units(run.pk, missing, sync=sync)
+    else:
+        finish_run(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def approve_run(run, user=None):
+    _require(user, roles={Role.CITY}, action="审核结算")
+    with transaction.atomic():
+        run = SettlementRun.objects.select_for_update().get(pk=run.pk)
+        if run.status != RunStatus.COMPUTED:
+            raise SettlementError(f"只有“已计算”的结算批次才能审核，{run}当前为“{run.get_status_display()}”")
+        run.status = RunStatus.APPROVED
+        run.approved_by = user if user is not None and user.pk else None
+        run.approved_at = timezone.now()
+        run.save()
+    return run
+
+
+def mark_paid(run, user=None):
+    _require(user, roles={Role.CITY}, action="确认拨付")
+    with transaction.atomic():
+        run = SettlementRun.objects.select_for_update().get(pk=run.pk)
+        if run.status != RunStatus.APPROVED:
+            raise SettlementError(f"只有“已审核”的结算批次才能确认拨付，{run}当前为“{run.get_status_display()}”")
+        run.status = RunStatus.PAID
+        run.paid_at = timezone.now()
+        run.save()
+    return run
+
+
+def latest_run(scheme, year, region_code=None, statuses=(RunStatus.COMPUTED, RunStatus.APPROVED, RunStatus.PAID)):
+    region = check_region(region_code)
+    return (
+        SettlementRun.objects.filter(scheme=scheme, year=year, region=region, status__in=statuses)
+        .order_by("-version").first()
+    )
+
+
+# --- monthly prepayment ------------------------------------------------------------------
+
+
+def run_prepayment(scheme, year, month, region_code=None, user=None):
+    """Write the month's 月度预拨 `Payment` rows from the scheme's prepayment hook; idempotent.
+
+    An imported payment for the same (year, month, scheme, unit) is left as it is: it records money
+    already paid, and paying the month again would pay twice.
+    """
+    rule = check_scheme(scheme)
+    year = check_year(year)
+    try:
+        month = int(month)
+    except (TypeError, ValueError):
+        raise SettlementError(f"月份“{month}”无效，应为1至12") from None
+    if not 1 <= month <= 12:
+        raise SettlementError(f"月份“{month}”无效，应为1至12")
+    check_region(region_code)
+    _require(user, roles={Role.CITY, Role.COUNTY}, region_code=region_code, action="执行月度预拨")
+    params = policy_parameters(resolve_policy(scheme, year, region_code))
+    amounts = rule.prepayment(RunContext(scheme=scheme, year=year, region_code=region_code), params, month) or {}
+    summary = {"created": 0, "updated": 0, "unchanged": 0, "skipped": []}
+    with transaction.atomic():
+        existing = {
+            p.unit_code: p
+            for p in Payment.objects.select_for_update().filter(
+                year=year, month=month, scheme=scheme, unit_code__in=list(amounts),
+            )
+        }
+        for code, amount in sorted(amounts.items()):
+            amount = q2(amount)
+            current = existing.get(code)
+            if current is None:
+                Payment.objects.create(year=year, month=month, scheme=scheme, unit_code=code, amount=amount,
+                                       source=PaymentSource.PREPAYMENT)
+                summary["created"] += 1
+            elif current.source != PaymentSource.PREPAYMENT:
+                summary["skipped"].append(code)
+            elif current.amount != amount:
+                current.amount = amount
+                current.save()
+                summary["updated"] += 1
+            else:
+                summary["unchanged"] += 1
+    return summary

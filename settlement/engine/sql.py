@@ -1,0 +1,96 @@
+"""Small SQL helpers shared by the schemes' set-based gathers (PostgreSQL first, SQLite where easy).
+
+Month arithmetic of SPEC §6.1: a period [start, end] counts for month m of the settlement year when
+start ≤ last day of m and (no end or end ≥ last day of m). With month numbers relative to the year
+(January = 1), that is m from `month_no(start)` to `month_no(end + 1 day) − 1`, so a period becomes a
+range of month numbers and overlaps are plain GREATEST/LEAST arithmetic — no row per month.
+"""
+import re
+from decimal import Decimal
+
+from django.db import connection
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+def positional(sql, named):
+    """Rewrite %(name)s placeholders as %s with a matching list (RawSQL and both backends accept it)."""
+    params = []
+
+    def take(match):
+        params.append(named[match.group(1)])
+        return "%s"
+
+    return _NAMED.sub(take, sql), params
+
+
+def is_postgres():
+    return connection.vendor == "postgresql"
+
+
+def month_no(expr, year):
+    """Month number of a date relative to January of `year` (Jan = 1, Dec of the year before = 0)."""
+    if is_postgres():
+        # date_part (double precision) rather than EXTRACT (numeric since PostgreSQL 14): several
+        # times faster over hundreds of thousands of contracts.
+        return f"((CAST(date_part('year', {expr}) AS integer) - {int(year)}) * 12 + CAST(date_part('month', {expr}) AS integer))"
+    return f"((CAST(strftime('%%Y', {expr}) AS integer) - {int(year)}) * 12 + CAST(strftime('%%m', {expr}) AS integer))"
+
+
+def first_month(expr, year):
+    """First counted month of a period starting on `expr`."""
+    return month_no(expr, year)
+
+
+def last_month(expr, year):
+    """Last counted month of a period ending on `expr` (NULL = open-ended → December)."""
+    next_day = f"({expr} + 1)" if is_postgres() else f"date({expr}, '+1 day')"
+    return f"COALESCE({month_no(next_day, year)} - 1, 12)"
+
+
+def month_start(month_expr, year):
+    """First day of month number `month_expr` (relative to January of `year`, at least 1) as a date."""
+    if is_postgres():
+        return f"make_date({int(year)} + (({month_expr}) - 1) / 12, (({month_expr}) - 1) %% 12 + 1, 1)"
+    return f"date('{int(year):04d}-01-01', '+' || (({month_expr}) - 1) || ' months')"
+
+
+def greatest(*exprs):
+    return f"{'GREATEST' if is_postgres() else 'MAX'}({', '.join(exprs)})"
+
+
+def least(*exprs):
+    return f"{'LEAST' if is_postgres() else 'MIN'}({', '.join(exprs)})"
+
+
+def sum_money(expr):
+    """An exact money sum: numeric on PostgreSQL; integer 分 on SQLite (whose SUM of decimals is float)."""
+    if is_postgres():
+        return f"COALESCE(SUM({expr}), 0)"
+    return f"COALESCE(SUM(CAST(ROUND({expr} * 100) AS integer)), 0)"
+
+
+def money_value(raw):
+    """Decimal yuan from a `sum_money` column."""
+    if raw is None:
+        return Decimal("0.00")
+    if is_postgres():
+        return Decimal(raw).quantize(Decimal("0.01"))
+    return (Decimal(int(raw)) / 100).quantize(Decimal("0.01"))
+
+
+def fetch(sql, named):
+    query, params = positional(sql, named)
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall()
+
+
+def in_list(name, values, named):
+    """Placeholders for `IN (...)`, registering each value in `named`."""
+    keys = []
+    for index, value in enumerate(values):
+        key = f"{name}_{index}"
+        named[key] = value
+        keys.append(f"%({key})s")
+    return ", ".join(keys) or "NULL"

@@ -1,0 +1,149 @@
+"""Admin pages of the engine: runs with progress, unit results in Chinese, drill-down, statements, scope."""
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from settlement.engine.models import PaymentPolicy, RunStatus, SettlementRun, UnitResult
+from settlement.engine.services import start_run
+from settlement.models import ApprovalStatus, CapitationStandard, OutpatientClaim
+from tests.settlement.engine_data import policy
+from tests.settlement.test_engine_runs import build_two_alliances
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def settled():
+    county, a, b = build_two_alliances()
+    policy()
+    run = start_run("capitation", 2025, sync=True)
+    return county, a, b, run
+
+
+def login(client, user):
+    client.force_login(user)
+    return client
+
+
+def test_run_list_detail_and_unit_result_for_the_city(client, make_user, settled):
+    county, a, b, run = settled
+    login(client, make_user("city"))
+    page = client.get(reverse("admin:settlement_settlementrun_changelist"))
+    assert page.status_code == 200
+    assert "已计算" in page.content.decode() and "<progress" in page.content.decode()
+    detail = client.get(reverse("admin:settlement_settlementrun_change", args=[run.pk])).content.decode()
+    assert "YGT-A" in detail and "YGT-B" in detail
+
+    result = UnitResult.objects.get(run=run, unit_code="YGT-A")
+    page = client.get(reverse("admin:settlement_unitresult_change", args=[result.pk])).content.decode()
+    for label in ("签约人头数（人）", "医共体内就医统筹支付（元）", "医共体外就医统筹支付（元）", "实际结余留用比例", "险种", "年龄段"):
+        assert label in page
+    assert f"settlement_unit={result.pk}" in page
+
+
+def test_drill_down_lists_exactly_the_claims_behind_a(client, make_user, settled):
+    county, a, b, run = settled
+    login(client, make_user("city"))
+    result = UnitResult.objects.get(run=run, unit_code="YGT-A")
+    page = client.get(reverse("admin:settlement_outpatientclaim_changelist") + f"?settlement_unit={result.pk}")
+    assert page.status_code == 200
+    shown = {claim.serial for claim in page.context["cl"].result_list}
+    # A's 800.00 = p1's 500.00 at A's hospital + p2's 300.00 at B's hospital; p3's claim is B's
+    expected = set(OutpatientClaim.objects.filter(fund_paid__in=[Decimal("500.00"), Decimal("300.00")]).values_list("serial", flat=True))
+    assert shown == expected and len(shown) == 2
+
+
+def test_statement_prints_the_figures(client, make_user, settled):
+    county, a, b, run = settled
+    login(client, make_user("city"))
+    result = UnitResult.objects.get(run=run, unit_code="YGT-B")
+    page = client.get(reverse("admin:settlement_unitresult_statement", args=[result.pk])).content.decode()
+    assert "医保基金年终清算单" in page
+    for figure in ("2400.00", "2900.00", "-500.00", "-425.00", "-75.00", "2475.00"):
+        assert figure in page
+
+
+def test_a_lead_hospital_sees_only_its_alliance(client, make_user, settled):
+    county, a, b, run = settled
+    login(client, make_user("hospital", a.lead_hospital.code))
+    page = client.get(reverse("admin:settlement_unitresult_changelist"))
+    assert page.status_code == 200
+    assert [r.unit_code for r in page.context["cl"].result_list] == ["YGT-A"]
+    other = UnitResult.objects.get(run=run, unit_code="YGT-B")
+    assert client.get(reverse("admin:settlement_unitresult_statement", args=[other.pk])).status_code == 404
+    assert client.get(reverse("admin:settlement_unitresult_change", args=[other.pk])).status_code == 404
+    drill = client.get(reverse("admin:settlement_outpatientclaim_changelist") + f"?settlement_unit={other.pk}")
+    assert list(drill.context["cl"].result_list) == []
+    # the hospital sees the run through its own unit, and cannot change it
+    assert client.get(reverse("admin:settlement_settlementrun_change", args=[run.pk])).status_code == 200
+    client.post(reverse("admin:settlement_settlementrun_changelist"), {"action": "approve", "_selected_action": [run.pk]})
+    assert SettlementRun.objects.get(pk=run.pk).status == RunStatus.COMPUTED
+
+
+def test_actions_approve_pay_and_export(client, make_user, settled):
+    county, a, b, run = settled
+    login(client, make_user("city"))
+    url = reverse("admin:settlement_settlementrun_changelist")
+    client.post(url, {"action": "approve", "_selected_action": [run.pk]})
+    assert SettlementRun.objects.get(pk=run.pk).status == RunStatus.APPROVED
+    client.post(url, {"action": "pay", "_selected_action": [run.pk]})
+    assert SettlementRun.objects.get(pk=run.pk).status == RunStatus.PAID
+    response = client.post(url, {"action": "export_xlsx", "_selected_action": [run.pk]})
+    assert response["Content-Type"].startswith("application/vnd.openxmlformats")
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+
+    rows = list(load_workbook(BytesIO(response.content)).active.iter_rows(values_only=True))
+    assert rows[0][0] == "单位编码" and {r[0] for r in rows[1:]} == {"YGT-A", "YGT-B"}
+
+
+def test_compute_action_on_an_approved_run_makes_version_two(client, make_user, settled, django_capture_on_commit_callbacks):
+    county, a, b, run = settled
+    login(client, make_user("city"))
+    url = reverse("admin:settlement_settlementrun_changelist")
+    client.post(url, {"action": "approve", "_selected_action": [run.pk]})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url, {"action": "compute", "_selected_action": [run.pk]})
+    v2 = SettlementRun.objects.get(version=2)
+    assert v2.status == RunStatus.COMPUTED and v2.results.count() == 2
+
+
+def test_start_page_and_preset_loading(client, make_user, django_capture_on_commit_callbacks):
+    build_two_alliances()
+    login(client, make_user("city"))
+    response = client.post(reverse("admin:settlement_paymentpolicy_preset"), {"city": "huzhou", "year": 2025, "approve": "on"})
+    assert response.status_code == 302
+    policy_row = PaymentPolicy.objects.get(scheme="capitation", year=2025)
+    assert policy_row.status == ApprovalStatus.APPROVED and policy_row.parameters["retention"] == "0.85"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("admin:settlement_settlementrun_start"), {"scheme": "capitation", "year": 2025})
+    assert response.status_code == 302
+    assert SettlementRun.objects.get().status == RunStatus.COMPUTED
+
+
+def test_policy_form_rejects_bad_parameters_in_chinese(client, make_user, db):
+    login(client, make_user("city"))
+    response = client.post(reverse("admin:settlement_paymentpolicy_add"), {
+        "scheme": "capitation", "year": 2025, "name": "错误", "parameters": '{"retention": "1.5", "foo": 1}',
+    })
+    page = response.content.decode()
+    assert response.status_code == 200 and "不能大于1" in page and "未知参数：foo" in page
+    assert not PaymentPolicy.objects.exists()
+
+
+def test_standards_approval_action_needs_the_city(client, make_user, db):
+    from tests.settlement.engine_data import standard
+
+    from tests import factories
+
+    factories.region()
+    row = standard(2025, "居民", "60周岁及以下", "1200.00", approved=False)
+    url = reverse("admin:settlement_capitationstandard_changelist")
+    login(client, make_user("county", "330502"))
+    client.post(url, {"action": "approve_standards", "_selected_action": [row.pk]})
+    assert CapitationStandard.objects.get(pk=row.pk).status == ApprovalStatus.DRAFT
+    login(client, make_user("city"))
+    client.post(url, {"action": "approve_standards", "_selected_action": [row.pk]})
+    assert CapitationStandard.objects.get(pk=row.pk).status == ApprovalStatus.APPROVED

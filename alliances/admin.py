@@ -36,12 +36,16 @@ class AllianceAdmin(ScopedAdmin):
     autocomplete_fields = ("county", "lead_hospital")
     list_select_related = ("county", "lead_hospital")
     inlines = [MembershipInline]
+    # The global-budget status moves only through the application workflow (services_budget), never by
+    # editing the alliance form, so every change has its step record.
+    readonly_fields = ("budget_status", "budget_effective_from")
 
 
 @admin.register(Membership)
 class MembershipAdmin(ScopedAdmin):
     list_display = ("alliance", "institution", "joined_on", "left_on")
-    list_filter = ("alliance",)
+    # Only the alliances the user may see: the plain filter would list every alliance of the city.
+    list_filter = (("alliance", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("alliance__code", "alliance__name", "institution__code", "institution__name")
     autocomplete_fields = ("alliance", "institution")
     list_select_related = ("alliance", "institution")
@@ -55,3 +59,6 @@ class UserScopeAdmin(ScopedAdmin):
     search_fields = ("user__username", "institution__code", "region__code")
     autocomplete_fields = ("user", "region", "institution")
     list_select_related = ("user", "region", "institution")
+
+
+from . import admin_budget  # noqa: E402,F401  (global-budget workflow, budgets, KPIs and assessment)

@@ -231,3 +231,10 @@ class UserScope(ScopedModel, models.Model):
             raise ValidationError({"region": "县区医保局和卫健委用户必须指定所属县区"})
         if self.role == Role.HOSPITAL and not self.institution_id:
             raise ValidationError({"institution": "医疗机构用户必须指定所属机构"})
+
+
+# The global-budget workflow models live in their own module; importing them here registers them.
+from .budget_models import (  # noqa: E402,F401
+    AllianceBudgetPlan, ApplicationStatus, AssessmentScheme, AssessmentWeight, BudgetApplication,
+    BudgetWorkflowStep, CityLevelBudgetItem, Comparison, Kpi, KpiTarget, MemberAllocation, StepAction,
+)

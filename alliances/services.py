@@ -19,13 +19,15 @@ _ROLE_PERMISSIONS = {
             "institution", "alliance", "membership", "insuredperson", "diseaseregistration",
             "familydoctorteam", "contract", "capitationstandard", "specialstandard", "specialdesignation",
             "budget", "assessment", "payment", "drgcoefficient", "outpatientclaim", "inpatientcase",
-            "familydoctorservice",
+            "familydoctorservice", "alliancebudgetplan", "citylevelbudgetitem",
+            "paymentpolicy",
         ],
         "change": [
             "institution", "alliance", "membership", "insuredperson", "diseaseregistration",
             "familydoctorteam", "contract", "capitationstandard", "specialstandard", "specialdesignation",
             "budget", "assessment", "payment", "drgcoefficient", "outpatientclaim", "inpatientcase",
-            "familydoctorservice",
+            "familydoctorservice", "alliancebudgetplan", "citylevelbudgetitem",
+            "paymentpolicy", "settlementrun",  # the settlement engine: county runs its own settlements
         ],
         "delete": [],
     },
@@ -33,7 +35,7 @@ _ROLE_PERMISSIONS = {
         "view": [
             "region", "institution", "alliance", "membership", "insuredperson", "disease",
             "diseaseregistration", "servicepackage", "servicepackageitem", "familydoctorteam", "contract",
-            "familydoctorservice",
+            "familydoctorservice", "budgetapplication", "budgetworkflowstep",
         ],
         "add": ["familydoctorteam", "contract"],
         "change": ["familydoctorteam", "contract"],
@@ -46,14 +48,17 @@ _ROLE_PERMISSIONS = {
             "outpatientclaim", "inpatientcase", "familydoctorservice", "specialdesignation",
             "capitationstandard", "specialstandard", "drggroup", "drgcoefficient", "beddayquota",
             "diseasestandard", "budget", "assessment", "payment",
+            "budgetapplication", "budgetworkflowstep", "alliancebudgetplan", "citylevelbudgetitem",
+            "memberallocation", "kpitarget",
+            "paymentpolicy", "settlementrun", "unitresult",  # own statements (settlement engine)
         ],
         "add": [
             "insuredperson", "diseaseregistration", "familydoctorteam", "contract", "outpatientclaim",
-            "inpatientcase", "familydoctorservice", "specialdesignation",
+            "inpatientcase", "familydoctorservice", "specialdesignation", "budgetapplication",
         ],
         "change": [
             "diseaseregistration", "familydoctorteam", "contract", "outpatientclaim", "inpatientcase",
-            "familydoctorservice", "specialdesignation",
+            "familydoctorservice", "specialdesignation", "budgetapplication",
         ],
         "delete": [],
     },

@@ -2,11 +2,14 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
+from alliances import views as alliance_views
+
 admin.site.site_header = "医保支付方式改革管理平台"
 admin.site.site_title = "医保支付方式改革"
 admin.site.index_title = "业务管理"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/alliances/dashboard/", admin.site.admin_view(alliance_views.dashboard), name="alliances_dashboard"),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,157 @@
+"""The global-budget dashboard: budget against actual by month per alliance, each KPI against its
+target, every figure a link to the rows behind it. Read-only; the scope comes from restrict()."""
+import datetime
+from collections import defaultdict
+from decimal import Decimal
+
+from django.contrib import admin
+from django.db.models import Q, Sum
+from django.db.models.functions import ExtractMonth
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from . import drilldown, kpis
+from .budget_models import Kpi, KpiTarget
+from .models import Alliance, Institution, Membership, Region
+from .scope import restrict, scope_for
+from .services_budget import attainment, q2
+
+CHART_W, CHART_H, BAR_GAP = 600, 160, 8
+
+
+def _visible_counties(user, alliances):
+    scope = scope_for(user)
+    counties = Region.objects.filter(parent__isnull=False)
+    if scope.sees_all:
+        return counties
+    if scope.is_regional:
+        return counties.filter(pk__in=scope.region_ids)
+    return counties.filter(pk__in=alliances.values("county_id"))
+
+
+def monthly_actual(year, county_ids):
+    """(county id, month) → A of that month: 统筹支付 of residents' 普通门诊 claims (SPEC §6.4)."""
+    from contracts.models import InsuranceType
+    from settlement.models import OutpatientClaim, VisitType
+
+    rows = (
+        OutpatientClaim.objects.filter(
+            visit_date__year=year, visit_type=VisitType.GENERAL, person__insurance_type=InsuranceType.RESIDENT,
+            person__county_id__in=county_ids,
+        )
+        .annotate(month=ExtractMonth("visit_date"))
+        .values_list("person__county_id", "month").order_by()
+        .annotate(total=Sum("fund_paid"))
+    )
+    return {(county, month): total for county, month, total in rows}
+
+
+def budget_chart(budget, actual_by_month, link_for_month):
+    """Bars of monthly A against the monthly budget line B / 12, scaled to the larger figure."""
+    per_month = q2(budget / 12) if budget else Decimal("0.00")
+    top = max([per_month, *actual_by_month.values(), Decimal("1")])
+    bar_w = (CHART_W - BAR_GAP * 13) / 12
+    bars = []
+    for month in range(1, 13):
+        value = actual_by_month.get(month, Decimal("0.00"))
+        height = float(value / top) * CHART_H
+        bars.append({
+            "month": month, "value": value, "x": round(BAR_GAP + (month - 1) * (bar_w + BAR_GAP), 1),
+            "y": round(CHART_H - height, 1), "height": round(height, 1), "width": round(bar_w, 1),
+            "over": value > per_month, "url": link_for_month(month),
+        })
+    line_y = round(CHART_H - float(per_month / top) * CHART_H, 1)
+    total = sum(actual_by_month.values(), Decimal("0.00"))
+    return {"bars": bars, "per_month": per_month, "line_y": line_y, "width": CHART_W, "height": CHART_H,
+            "total": total, "budget": budget}
+
+
+def _kpi_rows(figures, targets, links):
+    rows = []
+    for kpi in Kpi:
+        value = figures.values.get(kpi.value)
+        target = targets.get(kpi.value)
+        reached = attainment(value, target) if (value is not None and target is not None) else None
+        scale = max(abs(Decimal(value)) if value is not None else Decimal("0"),
+                    abs(target.target) * Decimal("1.25") if target else Decimal("0"), Decimal("1"))
+        rows.append({
+            "label": kpi.label, "value": value, "target": target, "attainment": reached,
+            "met": reached is not None and reached == 1,
+            "bar": int(abs(Decimal(value)) / scale * 100) if value is not None else 0,
+            "target_mark": int(abs(target.target) / scale * 100) if target else None,
+            "url": links.get(kpi.value),
+        })
+    return rows
+
+
+def _members_in_year(alliance_ids, year):
+    first, last = datetime.date(year, 1, 1), datetime.date(year, 12, 31)
+    members = defaultdict(set)
+    rows = Membership.objects.filter(alliance_id__in=alliance_ids, joined_on__lte=last).filter(
+        Q(left_on__isnull=True) | Q(left_on__gte=first)
+    ).values_list("alliance_id", "institution_id")
+    for alliance_id, institution_id in rows:
+        members[alliance_id].add(institution_id)
+    return members
+
+
+def dashboard(request):
+    from settlement.models import Budget, Scheme
+
+    try:
+        year = int(request.GET.get("year") or timezone.localdate().year)
+    except ValueError:
+        year = timezone.localdate().year
+    user = request.user
+    alliances = restrict(Alliance.objects.select_related("county"), user).order_by("code")
+    counties = _visible_counties(user, alliances).order_by("code")
+    targets = KpiTarget.for_year(year)
+
+    budgets = dict(
+        restrict(Budget.objects.filter(year=year, scheme=Scheme.ALLIANCE_BUDGET), user)
+        .values_list("unit_code").order_by().annotate(total=Sum("amount"))
+    )
+    actual = monthly_actual(year, {a.county_id for a in alliances})
+    members = _members_in_year([a.pk for a in alliances], year)
+    alliance_figures = kpis.alliance_kpis(year, alliances)
+
+    alliance_blocks = []
+    for a in alliances:
+        def month_link(month, county=a.county.code):
+            first = datetime.date(year, month, 1)
+            last = (datetime.date(year + (month == 12), month % 12 + 1, 1) - datetime.timedelta(days=1))
+            return drilldown.actual_claims(county, first, last)
+
+        by_month = {m: actual.get((a.county_id, m), Decimal("0.00")) for m in range(1, 13)}
+        alliance_blocks.append({
+            "alliance": a,
+            "chart": budget_chart(budgets.get(a.code, Decimal("0.00")), by_month, month_link),
+            "kpis": _kpi_rows(
+                alliance_figures[a.pk], targets,
+                drilldown.kpi_links(year, a.county.code, drilldown.providers(members[a.pk])),
+            ),
+        })
+
+    county_figures = kpis.county_kpis(year, counties)
+    institutions_by_county = defaultdict(set)
+    for pk, county_id in Institution.objects.filter(county__in=counties).values_list("pk", "county_id"):
+        institutions_by_county[county_id].add(pk)
+    county_blocks = [
+        {
+            "county": c,
+            "kpis": _kpi_rows(
+                county_figures[c.pk], targets,
+                drilldown.kpi_links(year, c.code, drilldown.providers(institutions_by_county[c.pk])),
+            ),
+        }
+        for c in counties
+    ]
+    context = {
+        **admin.site.each_context(request),
+        "title": f"{year}年医共体总额付费监测",
+        "year": year,
+        "years": range(year - 3, year + 2),
+        "alliance_blocks": alliance_blocks,
+        "county_blocks": county_blocks,
+    }
+    return TemplateResponse(request, "alliances/dashboard.html", context)

@@ -1,0 +1,216 @@
+"""Alliance "one total" global budget (SPEC §6.4, KF §4–§6).
+
+unit = alliance; B = its alliance_budget Budget rows of the year (职工 + 居民);
+A = 统筹支付 of 普通门诊 claims of resident-insurance persons insured in the alliance's county,
+wherever treated; deposit = deposit_ratio × B, returned in proportion f = min(1, score / full_return_score);
+E = B − deposit × (1 − f) (with retention 100% and overspend covered 0%: 结余留用，超支不补);
+unit part = E − A; year-end = E − 已拨付 (monthly prepayments of prepayment_ratio × B / 12).
+"""
+import dataclasses
+import datetime
+from decimal import Decimal
+
+from django.db.models import Q, Sum
+
+from ..base import RunContext, SchemeRule, UnitOutcome, q2, register
+
+ONE = Decimal("1")
+ZERO = Decimal("0.00")
+
+
+class MissingAssessmentError(ValueError):
+    """An alliance has no assessment score for the year: the deposit cannot be settled."""
+
+
+def _param(default, label, low=None, high=None):
+    meta = {"label": label}
+    if low is not None:
+        meta["min"] = Decimal(low)
+    if high is not None:
+        meta["max"] = Decimal(high)
+    return dataclasses.field(default=Decimal(default), metadata=meta)
+
+
+@dataclasses.dataclass(frozen=True)
+class AllianceBudgetParams:
+    # KF §5(一): "预留5%医疗服务质量保证金后，打包拨付".
+    deposit_ratio: Decimal = _param("0.05", "质量保证金比例", 0, 1)
+    # SPEC §6.4 default: returned linearly with the score, in full at ≥ 90.
+    full_return_score: Decimal = _param("90", "保证金全额返还考核分", "0.01", 100)
+    prepayment_ratio: Decimal = _param("0.95", "月度预拨比例", 0, 1)
+    surplus_retention: Decimal = _param("1.00", "结余留用比例", 0, 1)  # 结余留用
+    overspend_covered: Decimal = _param("0.00", "超支基金分担比例", 0, 1)  # 超支不补
+
+
+@dataclasses.dataclass(frozen=True)
+class AllianceBudgetInputs:
+    unit_code: str
+    unit_name: str
+    county_code: str
+    budget_by_type: dict  # insurance type → Decimal
+    actual: Decimal  # A, already rounded to 分
+    score: Decimal | None
+    budget_status: str = ""
+    warnings: tuple = ()
+
+    @property
+    def budget(self):
+        return q2(sum(self.budget_by_type.values(), ZERO))
+
+
+@dataclasses.dataclass(frozen=True)
+class DepositFigures:
+    deposit: Decimal
+    returned_fraction: Decimal
+    withheld: Decimal
+    budget_after_deposit: Decimal
+    entitled: Decimal
+
+
+def settle(budget, actual, score, params: AllianceBudgetParams) -> DepositFigures:
+    """Pure: E from B, A and the assessment score.
+
+    Worked example (SPEC §6.4): B = 12,000,000.00 → deposit 600,000.00; score 60 → f = 2/3,
+    withheld = 600,000.00 × 1/3 = 200,000.00, E = 11,800,000.00; score ≥ 90 → E = B.
+    """
+    if score is None:
+        raise MissingAssessmentError("缺少考核得分，无法返还质量保证金")
+    deposit = q2(budget * params.deposit_ratio)
+    fraction = min(ONE, max(Decimal("0"), Decimal(score) / params.full_return_score))
+    withheld = q2(deposit * (ONE - fraction))
+    net = budget - withheld
+    if actual <= net:
+        entitled = actual + q2(params.surplus_retention * (net - actual))
+    else:
+        entitled = net + q2(params.overspend_covered * (actual - net))
+    return DepositFigures(deposit, fraction, withheld, net, entitled)
+
+
+@register
+class AllianceBudgetRule(SchemeRule):
+    scheme = "alliance_budget"
+    params_class = AllianceBudgetParams
+
+    def _budgets(self, ctx: RunContext):
+        from settlement.models import Budget, Scheme
+
+        return Budget.objects.filter(year=ctx.year, scheme=Scheme.ALLIANCE_BUDGET)
+
+    def _alliances(self, ctx: RunContext, codes):
+        from alliances.models import Alliance
+
+        alliances = Alliance.objects.filter(code__in=codes).select_related("county")
+        if ctx.region_code:
+            # A run naming the city itself covers all of it.
+            alliances = alliances.filter(Q(county__code=ctx.region_code) | Q(county__parent__code=ctx.region_code))
+        return alliances.order_by("code")
+
+    def gather(self, ctx: RunContext, params):
+        from contracts.models import InsuranceType
+        from settlement.models import Assessment, OutpatientClaim, VisitType
+
+        budget_rows = list(self._budgets(ctx).values("unit_code", "insurance_type").annotate(total=Sum("amount")))
+        by_alliance = {}
+        for row in budget_rows:
+            kind = row["insurance_type"] or "合计"
+            by_alliance.setdefault(row["unit_code"], {})[kind] = row["total"]
+        alliances = list(self._alliances(ctx, by_alliance))
+        county_ids = {a.county_id for a in alliances}
+        actual_by_county = dict(
+            OutpatientClaim.objects.filter(
+                visit_date__range=(ctx.first_day, ctx.last_day), visit_type=VisitType.GENERAL,
+                person__insurance_type=InsuranceType.RESIDENT, person__county_id__in=county_ids,
+            )
+            .values_list("person__county_id").order_by().annotate(total=Sum("fund_paid"))
+        )
+        scores = dict(
+            Assessment.objects.filter(year=ctx.year, unit_code__in=[a.code for a in alliances])
+            .values_list("unit_code", "score")
+        )
+        missing = [f"{a.name}（{a.code}）" for a in alliances if a.code not in scores]
+        if missing:
+            # The deposit return depends on the score; settling without one would invent money.
+            raise MissingAssessmentError(
+                f"{ctx.year}年度以下医共体缺少考核得分，无法进行总额付费清算：{'、'.join(missing)}。"
+                "请先录入或计算考核结果。"
+            )
+        per_county = {}
+        for a in alliances:
+            per_county.setdefault(a.county_id, []).append(a.code)
+        inputs = {}
+        for a in alliances:
+            warnings = []
+            if len(per_county[a.county_id]) > 1:
+                warnings.append(
+                    f"{a.county.name}有多个医共体实行总额付费，A按该县区全部居民普通门诊统筹支付计，各医共体相同"
+                )
+            if a.budget_status not in ("已批准", "已退出"):
+                warnings.append(f"{a.name}总额付费状态为“{a.get_budget_status_display()}”，尚未获批")
+            inputs[a.code] = AllianceBudgetInputs(
+                unit_code=a.code, unit_name=a.name, county_code=a.county.code, budget_by_type=by_alliance[a.code],
+                actual=q2(actual_by_county.get(a.county_id) or ZERO), score=scores[a.code],
+                budget_status=a.budget_status, warnings=tuple(warnings),
+            )
+        return inputs
+
+    def compute(self, inputs: AllianceBudgetInputs, params, paid) -> UnitOutcome:
+        budget, actual = inputs.budget, inputs.actual
+        figures = settle(budget, actual, inputs.score, params)
+        surplus = budget - actual
+        unit_part = figures.entitled - actual
+        return UnitOutcome(
+            unit_code=inputs.unit_code,
+            unit_name=inputs.unit_name,
+            quota=budget,
+            actual=actual,
+            surplus=surplus,
+            unit_part=unit_part,
+            fund_part=surplus - unit_part,
+            entitled=figures.entitled,
+            paid=paid,
+            amount=figures.entitled - paid,
+            details={
+                "参保县区": inputs.county_code,
+                **{f"{kind}预算": str(amount) for kind, amount in sorted(inputs.budget_by_type.items())},
+                "质量保证金": str(figures.deposit),
+                "考核得分": str(inputs.score),
+                "保证金返还比例": str(figures.returned_fraction),
+                "扣留保证金": str(figures.withheld),
+                "扣除后预算": str(figures.budget_after_deposit),
+            },
+            warnings=inputs.warnings,
+        )
+
+    def claims_for_unit(self, ctx: RunContext, params, unit_code):
+        """The claims behind A: residents of the alliance's county, 普通门诊, wherever treated."""
+        from alliances.models import Alliance
+        from contracts.models import InsuranceType
+        from settlement.models import OutpatientClaim, VisitType
+
+        county_id = Alliance.objects.filter(code=unit_code).values_list("county_id", flat=True).first()
+        if county_id is None:
+            return None
+        return OutpatientClaim.objects.filter(
+            visit_date__range=(ctx.first_day, ctx.last_day), visit_type=VisitType.GENERAL,
+            person__insurance_type=InsuranceType.RESIDENT, person__county_id=county_id,
+        )
+
+    def prepayment(self, ctx: RunContext, params, month):
+        """{alliance code: B / 12 × prepayment_ratio} for alliances under global budget that month.
+
+        Global-budget payment applies from the month after approval (SPEC §6.4), and stops once the
+        alliance has withdrawn.
+        """
+        from alliances.models import BudgetStatus
+
+        month_start = datetime.date(ctx.year, month, 1)
+        totals = dict(
+            self._budgets(ctx).values_list("unit_code").order_by().annotate(total=Sum("amount"))
+        )
+        eligible = self._alliances(ctx, totals).filter(
+            Q(budget_status=BudgetStatus.APPROVED) & Q(budget_effective_from__lte=month_start)
+        )
+        return {
+            code: q2(totals[code] * params.prepayment_ratio / 12)
+            for code in eligible.values_list("code", flat=True)
+        }

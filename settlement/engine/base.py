@@ -72,6 +72,16 @@ class UnitOutcome:
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
+    @classmethod
+    def settle(cls, unit_code, unit_name, *, quota, actual, unit_part, entitled, paid, details=None, warnings=()):
+        """The outcome from the figures a scheme decides; S, the fund's part and the amount follow."""
+        surplus = quota - actual
+        return cls(
+            unit_code=unit_code, unit_name=unit_name, quota=quota, actual=actual, surplus=surplus,
+            unit_part=unit_part, fund_part=surplus - unit_part, entitled=entitled, paid=paid,
+            amount=entitled - paid, details=details or {}, warnings=tuple(warnings),
+        )
+
     def __post_init__(self):
         # The identities every statement relies on; a scheme that breaks one is a bug, not data.
         if self.surplus != self.quota - self.actual:

@@ -1,5 +1,4 @@
 """SPEC §6.6 bed-day payment and its monitoring report, with figures worked by hand."""
-from decimal import Decimal
 
 import pytest
 

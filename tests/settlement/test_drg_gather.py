@@ -1,6 +1,5 @@
 """SPEC §6.5 from the database: pools, budgets, point values, the budget identity, pre-settlement and
 the base-point 测算, all with figures worked by hand."""
-from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings

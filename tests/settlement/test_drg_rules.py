@@ -1,5 +1,4 @@
 """SPEC §6.5 case points, one rule at a time, with figures worked by hand; and the pure PV / E rules."""
-from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings

@@ -156,19 +156,15 @@ class AllianceBudgetRule(SchemeRule):
     def compute(self, inputs: AllianceBudgetInputs, params, paid) -> UnitOutcome:
         budget, actual = inputs.budget, inputs.actual
         figures = settle(budget, actual, inputs.score, params)
-        surplus = budget - actual
         unit_part = figures.entitled - actual
-        return UnitOutcome(
+        return UnitOutcome.settle(
             unit_code=inputs.unit_code,
             unit_name=inputs.unit_name,
             quota=budget,
             actual=actual,
-            surplus=surplus,
             unit_part=unit_part,
-            fund_part=surplus - unit_part,
             entitled=figures.entitled,
             paid=paid,
-            amount=figures.entitled - paid,
             details={
                 "参保县区": inputs.county_code,
                 **{f"{kind}预算": str(amount) for kind, amount in sorted(inputs.budget_by_type.items())},

@@ -121,17 +121,14 @@ def compute_bed_day(inputs: BedDayInputs, params: BedDayParams, paid: Decimal) -
     entitled = q2(sum((line.days * line.quota_per_day for line in inputs.lines), Decimal("0")))
     actual = q2(inputs.fund_paid)
     surplus = entitled - actual
-    return UnitOutcome(
+    return UnitOutcome.settle(
         unit_code=inputs.unit_code,
         unit_name=inputs.unit_name,
         quota=entitled,  # the quota is the entitlement: days × 床日标准
         actual=actual,
-        surplus=surplus,
         unit_part=surplus,  # nothing is shared with the fund (see module docstring)
-        fund_part=surplus - surplus,
         entitled=entitled,
         paid=paid,
-        amount=entitled - paid,
         details={
             "level": inputs.level,
             "cases": sum(line.cases for line in inputs.lines),

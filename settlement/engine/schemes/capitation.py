@@ -161,7 +161,6 @@ def compute_capitation(inputs: CapitationInputs, params: CapitationParams, paid:
     entitled = actual + unit_part
     # The fund paid every claim's 统筹支付 as it occurred: A counts as already paid (SPEC §6).
     paid_total = q2(paid) + actual
-    amount = entitled - paid_total
     details = {
         "heads": inputs.heads,
         "person_months": sum(c.person_months for c in inputs.classes),
@@ -183,10 +182,9 @@ def compute_capitation(inputs: CapitationInputs, params: CapitationParams, paid:
         "payments": str(q2(paid)),
         "paid_as_claims": str(actual),
     }
-    return UnitOutcome(
-        unit_code=inputs.unit_code, unit_name=inputs.unit_name, quota=quota, actual=actual, surplus=surplus,
-        unit_part=unit_part, fund_part=fund_part, entitled=entitled, paid=paid_total, amount=amount,
-        details=details, warnings=tuple(warnings),
+    return UnitOutcome.settle(
+        inputs.unit_code, inputs.unit_name, quota=quota, actual=actual, unit_part=unit_part,
+        entitled=entitled, paid=paid_total, details=details, warnings=warnings,
     )
 
 

@@ -107,17 +107,14 @@ def compute_disease(inputs: DiseaseInputs, params: DiseaseParams, paid: Decimal)
                 f"{inputs.unit_name}病种{line.disease_code}退出率{_percent(Decimal(line.exited_cases) / line.cases)}"
                 f"超过{_percent(params.exit_rate_cap)}",
             )
-    return UnitOutcome(
+    return UnitOutcome.settle(
         unit_code=inputs.unit_code,
         unit_name=inputs.unit_name,
         quota=entitled,  # the standards are the entitlement (see module docstring)
         actual=actual,
-        surplus=surplus,
         unit_part=surplus,
-        fund_part=surplus - surplus,
         entitled=entitled,
         paid=paid,
-        amount=entitled - paid,
         details={
             "cases": sum(line.cases for line in inputs.lines),
             "exited_cases": sum(line.exited_cases for line in inputs.lines),

@@ -154,7 +154,7 @@ _CASE_POINTS_SQL = f"""
     )
 """
 
-_POOL_CODE_SQL = f"""
+_POOL_CODE_SQL = """
     CASE WHEN %(pool_mode)s = 'city' THEN r.city_code ELSE r.code || '-' || band.band END
 """
 
@@ -306,14 +306,12 @@ def compute_drg(inputs: DrgInputs, params: DrgParams, paid: Decimal) -> UnitOutc
     quota = q2(inputs.points * pv)
     entitled = q2(inputs.points * pv - inputs.personal_paid)
     actual = q2(inputs.fund_paid)
-    surplus = quota - actual
     # The unit's part of S is what it gains or loses against being paid its claims' 统筹支付 (E − A,
     # the convention of §6.3–§6.4): points × PV − total cost of its cases. The pool's budget is fixed
     # (Σ E = B), so the fund shares none of it; the remainder S − (E − A) = Q − E is exactly the
     # patient-borne cost of its cases, which Q includes and A does not. It is reported as the fund's
     # part only because the identity S = unit part + fund part must hold.
     unit_part = entitled - actual
-    fund_part = surplus - unit_part
     warnings = []
     if inputs.ungrouped_cases:
         warnings.append(
@@ -321,17 +319,14 @@ def compute_drg(inputs: DrgInputs, params: DrgParams, paid: Decimal) -> UnitOutc
         )
     if inputs.pool_points <= 0:
         warnings.append(f"统筹池{inputs.pool_code}总点数为0，无法计算点值")
-    return UnitOutcome(
+    return UnitOutcome.settle(
         unit_code=inputs.unit_code,
         unit_name=inputs.unit_name,
         quota=quota,
         actual=actual,
-        surplus=surplus,
         unit_part=unit_part,
-        fund_part=fund_part,
         entitled=entitled,
         paid=paid,
-        amount=entitled - paid,
         details={
             "pool_code": inputs.pool_code,
             "pool_budget": inputs.budget,

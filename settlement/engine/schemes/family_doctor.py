@@ -192,20 +192,16 @@ class FamilyDoctorRule(SchemeRule):
     def compute(self, inputs: FamilyDoctorInputs, params, paid: Decimal) -> UnitOutcome:
         quota = q2(inputs.signed_fees)
         actual = q2(inputs.served_fees)
-        surplus = quota - actual
         entitled_amount = entitled(actual, inputs.score)
         unit_part = entitled_amount - actual
-        return UnitOutcome(
+        return UnitOutcome.settle(
             unit_code=inputs.unit_code,
             unit_name=inputs.unit_name,
             quota=quota,
             actual=actual,
-            surplus=surplus,
             unit_part=unit_part,
-            fund_part=surplus - unit_part,
             entitled=entitled_amount,
             paid=paid,
-            amount=entitled_amount - paid,
             details={
                 "签约人数（6月30日在约）": inputs.signed_persons,
                 "服务人数": inputs.served_persons,

@@ -380,17 +380,14 @@ class SpecialOutpatientRule(SchemeRule):
         quota = institution_quota(inputs.calibration, inputs.weighted_sum)
         actual = q2(inputs.actual)
         sharing = share(quota, actual, params)
-        return UnitOutcome(
+        return UnitOutcome.settle(
             unit_code=inputs.unit_code,
             unit_name=inputs.unit_name,
             quota=quota,
             actual=actual,
-            surplus=quota - actual,
             unit_part=sharing.unit_part,
-            fund_part=sharing.fund_part,
             entitled=sharing.entitled,
             paid=paid,
-            amount=sharing.entitled - paid,
             details={
                 "实际人头（按病种）": inputs.heads_by_disease,
                 "计划人头（按病种）": inputs.planned_heads_by_disease,

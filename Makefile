@@ -18,6 +18,7 @@ install: $(VENV)/.installed
 
 run: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py seed_demo --size small
 	$(PY) manage.py runserver $(HOST)
 

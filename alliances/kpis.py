@@ -57,14 +57,35 @@ class UnitKpis:
 
 
 def disease_exit_rate(year, level, unit_ids):
-    """Hook: 病种退出率 needs the per-disease exit requests, which do not exist yet.
+    """病种退出率: approved 退出按病种付费 exits / per-disease cases of the year (by discharge date), per
+    unit (the county's, the alliance members' on the discharge day, or the institution's cases).
+    None when the unit had no per-disease case: never an invented number, so that an assessment
+    that weights this KPI refuses to score."""
+    from settlement.engine.case_review_services import exited_case_ids
+    from settlement.engine.schemes.inpatient_common import (
+        DISEASE,
+        classified_cases_sql,
+        fetch_dicts,
+    )
 
-    Returns {unit_id: None}. When the exit-request model lands, compute here (exits approved in the
-    year / per-disease pilot cases of the year, per unit) and the dashboard and assessment pick it
-    up unchanged. Never return an invented number: an assessment that weights this KPI refuses
-    to score while it is None.
-    """
-    return {pk: None for pk in unit_ids}
+    first, last = _year_range(year)
+    unit_sql = {
+        COUNTY: ("i.county_id", "JOIN alliances_institution i ON i.id = k.institution_id"),
+        INSTITUTION: ("k.institution_id", ""),
+        ALLIANCE: ("m.alliance_id", """JOIN alliances_membership m ON m.institution_id = k.institution_id
+                    AND m.joined_on <= k.discharge_date AND (m.left_on IS NULL OR m.left_on >= k.discharge_date)"""),
+    }
+    unit, join = unit_sql[level]
+    rows = fetch_dicts(
+        f"""SELECT {unit} AS unit, COUNT(*) AS cases,
+                   COUNT(*) FILTER (WHERE k.id = ANY(%(exited_ids)s::bigint[])) AS exited
+              FROM ({classified_cases_sql(DISEASE)}) k {join}
+             WHERE {unit} = ANY(%(unit_ids)s::bigint[])
+             GROUP BY {unit}""",
+        {"date_from": first, "date_to": last, "exited_ids": sorted(exited_case_ids(year)), "unit_ids": list(unit_ids)},
+    )
+    found = {row["unit"]: percent(row["exited"], row["cases"]) for row in rows}
+    return {pk: found.get(pk) for pk in unit_ids}
 
 
 # --- Grouping ----------------------------------------------------------------------------------

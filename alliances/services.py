@@ -28,6 +28,7 @@ _ROLE_PERMISSIONS = {
             "budget", "assessment", "payment", "drgcoefficient", "outpatientclaim", "inpatientcase",
             "familydoctorservice", "alliancebudgetplan", "citylevelbudgetitem",
             "paymentpolicy", "settlementrun",  # the settlement engine: county runs its own settlements
+            "casereview", "diseaseexitrequest",  # decides its county's inpatient requests
         ],
         "delete": [],
     },
@@ -51,10 +52,12 @@ _ROLE_PERMISSIONS = {
             "budgetapplication", "budgetworkflowstep", "alliancebudgetplan", "citylevelbudgetitem",
             "memberallocation", "kpitarget",
             "paymentpolicy", "settlementrun", "unitresult",  # own statements (settlement engine)
+            "casereview", "diseaseexitrequest",
         ],
         "add": [
             "insuredperson", "diseaseregistration", "familydoctorteam", "contract", "outpatientclaim",
             "inpatientcase", "familydoctorservice", "specialdesignation", "budgetapplication",
+            "casereview", "diseaseexitrequest",  # files 特病单议 and exit requests
         ],
         "change": [
             "diseaseregistration", "familydoctorteam", "contract", "outpatientclaim", "inpatientcase",

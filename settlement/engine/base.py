@@ -123,6 +123,10 @@ class SchemeRule(ABC):
         """The OutpatientClaim queryset behind a unit's A (for drill-down), or None when not applicable."""
         return None
 
+    def approval_blockers(self, ctx: RunContext) -> list[str]:
+        """Chinese reasons why the run can't be approved yet (e.g. requests still 待审核); empty = none."""
+        return []
+
 
 _REGISTRY: dict[str, SchemeRule] = {}
 

@@ -214,3 +214,6 @@ class UnitResult(UnitScoped, models.Model):
 
     def __str__(self):
         return f"{self.unit_name or self.unit_code}（{self.run}）"
+
+
+from .case_requests import *  # noqa: E402,F401,F403  (特病单议 / 新技术 and 退出按病种付费 requests)

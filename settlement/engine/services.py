@@ -364,6 +364,9 @@ def approve_run(run, user=None):
         run = SettlementRun.objects.select_for_update().get(pk=run.pk)
         if run.status != RunStatus.COMPUTED:
             raise SettlementError(f"只有“已计算”的结算批次才能审核，{run}当前为“{run.get_status_display()}”")
+        blockers = get_rule(run.scheme).approval_blockers(_context(run))
+        if blockers:
+            raise SettlementError(f"{run}暂不能审核：{'；'.join(blockers)}")
         run.status = RunStatus.APPROVED
         run.approved_by = user if user is not None and user.pk else None
         run.approved_at = timezone.now()

@@ -189,8 +189,16 @@ class DiseaseRule(SchemeRule):
     params_class = DiseaseParams
 
     def exited_case_ids(self, ctx: RunContext) -> set[int]:
-        """Approved 退出按病种付费 requests' case ids; the request workflow is not modelled yet."""
-        return set()
+        """Case ids of the approved 退出按病种付费 requests of the year's cases."""
+        from ..case_review_services import exited_case_ids
+
+        return exited_case_ids(ctx.year)
+
+    def approval_blockers(self, ctx):
+        from ..case_requests import DiseaseExitRequest
+        from ..case_review_services import pending_blockers
+
+        return pending_blockers(DiseaseExitRequest, ctx.scheme, ctx.year, ctx.region_code, "退出按病种付费申请")
 
     def gather(self, ctx, params):
         return gather_disease(ctx, params, self.exited_case_ids(ctx))

@@ -511,8 +511,16 @@ class DrgRule(SchemeRule):
     params_class = DrgParams
 
     def approved_points(self, ctx: RunContext) -> dict[int, Decimal]:
-        """case id → approved 特病单议 / 新技术 points. The request workflow is not modelled yet."""
-        return {}
+        """case id → approved 特病单议 / 新技术 final points of the year's cases (pending and rejected don't count)."""
+        from ..case_review_services import approved_points
+
+        return approved_points(ctx.year)
+
+    def approval_blockers(self, ctx):
+        from ..case_requests import CaseReview
+        from ..case_review_services import pending_blockers
+
+        return pending_blockers(CaseReview, ctx.scheme, ctx.year, ctx.region_code, "特病单议/新技术申请")
 
     def gather(self, ctx, params):
         return gather_drg(ctx, params, self.approved_points(ctx))

@@ -15,10 +15,12 @@ from django.utils import timezone
 from alliances.models import Alliance, Institution, UserScope
 from alliances.scope import Role
 from alliances.services import create_user
+from settlement.engine.models import PaymentPolicy
 from settlement.models import OutpatientClaim
 
 from . import catalogue as cat
 from .parameters import write_parameters
+from .policies import write_policies
 from .population import COLUMNS, WRITE_ORDER, Population
 from .reference import build_reference, next_ids
 from .writers import BulkWriter, CopyWriter, analyze, dangling_references, reset_sequences
@@ -156,6 +158,7 @@ def _seed(profile, year, log, writer, started):
     with transaction.atomic():
         approver = _create_logins(city)
         parameter_counts = write_parameters(city, population.totals, log, approver)
+        parameter_counts[PaymentPolicy] = write_policies(city.year, approver, log)
     reference = {
         "统筹区/县区": len(city.counties) + 1,
         "定点医疗机构": len(city.institutions),

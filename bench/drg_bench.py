@@ -212,6 +212,7 @@ def main():
     print(f"DRG points + point values (gather + compute + finish, all pools): "
           f"best {drg_best * 1000:.0f} ms, median {drg_median * 1000:.0f} ms")
     print(f"ratio (best/best): {drg_best / ref_best:.2f}×  (target ≤ 3×)")
+    print("load average (1/5/15 min): " + " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (other processes inflate the ratio)")
     from settlement.engine.schemes import drg
 
     first, last = datetime.date(YEAR, 1, 1), datetime.date(YEAR, 12, 31)

@@ -109,6 +109,7 @@ def main():
     run_min, run_median, run = timed(settle, args.repeat)
     print(f"整次结算（{run.units_total} 个医共体，含写入结果）：最快 {run_min:.3f} 秒，中位 {run_median:.3f} 秒")
     print(f"倍数：整次结算 / 参照查询 = {run_min / ref_min:.2f}×（目标 ≤ 3×）；汇总 / 参照查询 = {gather_min / ref_min:.2f}×")
+    print("系统负载（1/5/15 分钟）：" + " / ".join(f"{x:.2f}" for x in os.getloadavg()) + "（其他进程争用 CPU 时倍数偏高）")
 
     totals = UnitResult.objects.filter(run=run)
     quota = sum(r.quota for r in totals)

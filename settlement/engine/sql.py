@@ -29,12 +29,20 @@ def is_postgres():
 
 
 def month_no(expr, year):
-    """Month number of a date relative to January of `year` (Jan = 1, Dec of the year before = 0)."""
+    """Month number of a date relative to January of `year` (Jan = 1, Dec of the year before = 0); on
+    PostgreSQL clamped to 0 … 13 (any earlier date is 0, any later one 13)."""
     if is_postgres():
-        # date_part (double precision) rather than EXTRACT (numeric since PostgreSQL 14): several
-        # times faster over hundreds of thousands of contracts.
-        return f"((CAST(date_part('year', {expr}) AS integer) - {int(year)}) * 12 + CAST(date_part('month', {expr}) AS integer))"
+        # A binary search over the year's thirteen month starts (0 before January, 13 from the next
+        # January on): about twice as fast as date_part arithmetic over half a million contracts.
+        # Clamping to 0…13 changes no result: every caller clamps to the year's months 1…12 anyway.
+        return f"width_bucket({expr}, {_month_starts(year)})"
     return f"((CAST(strftime('%%Y', {expr}) AS integer) - {int(year)}) * 12 + CAST(strftime('%%m', {expr}) AS integer))"
+
+
+def _month_starts(year):
+    year = int(year)
+    days = [f"{year:04d}-{month:02d}-01" for month in range(1, 13)] + [f"{year + 1:04d}-01-01"]
+    return "ARRAY[" + ", ".join(f"'{day}'" for day in days) + "]::date[]"
 
 
 def first_month(expr, year):

@@ -215,3 +215,18 @@ def test_gather_is_set_based_a_fixed_number_of_queries(world):
     # the same statements whatever the number of heads, registrations and claims
     assert few == many <= 20
     assert unit.heads == 12 and unit.actual_inside == D("12.00")
+
+
+def test_membership_that_ended_years_before_counts_no_month_and_does_not_break_the_gather(world):
+    county, inst, alliance = world
+    # The institution belonged to an older alliance until mid-2023: that row lies wholly before 2025
+    # and once made the month arithmetic overflow ("date field value out of range").
+    old = factories.alliance(lead=factories.institution(county=county), joined=d("2020-01-01"))
+    Membership.objects.create(alliance=old, institution=inst, joined_on=d("2021-01-01"), left_on=d("2023-06-30"))
+    Membership.objects.filter(alliance=alliance, institution=inst).update(joined_on=d("2023-07-01"))
+    factories.contract(factories.person(county, YOUNG), inst, d("2024-01-01"), verified_on=d("2024-01-02"))
+
+    units = gather_capitation(CTX, PARAMS)
+    # The head counts all 12 months for the current alliance and none for the old one.
+    assert pm_of(units[alliance.code]) == 12
+    assert old.code not in units or pm_of(units[old.code]) == 0

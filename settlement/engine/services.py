@@ -13,7 +13,7 @@ Lifecycle: 草稿 → 计算中 → 已计算 → 已审核 → 已拨付 (or �
 import logging
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
@@ -41,7 +41,13 @@ def check_scheme(scheme):
     if scheme not in registered_schemes():
         known = "、".join(sorted(registered_schemes()))
         raise SettlementError(f"未知的支付方案“{scheme}”，可选：{known}")
-    return get_rule(scheme)
+    rule = get_rule(scheme)
+    if rule.requires_postgresql and connection.vendor != "postgresql":
+        label = dict(_scheme_labels()).get(scheme, scheme)
+        raise SettlementError(
+            f"{label}的结算使用PostgreSQL的集合运算，嵌入式SQLite数据库不支持；请设置DATABASE_URL指向PostgreSQL后再结算"
+        )
+    return rule
 
 
 def check_year(year):

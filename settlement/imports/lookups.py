@@ -1,4 +1,5 @@
-"""Codes in a file resolved to database rows in batches: one IN query per chunk and column."""
+"""Codes in a file resolved to database rows in batches: one query per chunk and column."""
+from django.db import connection
 from django.db.models import Q
 
 MISSING = object()
@@ -32,9 +33,20 @@ class Lookup:
             self.cache[code] = found.get(code, MISSING)
 
     def query(self, codes):
-        return self.model._default_manager.filter(**{f"{self.field}__in": codes}).values_list(
-            self.field, *self.values
-        )
+        # One array parameter instead of an ORM `__in` list: building and quoting 20,000 bind
+        # parameters cost more Python time than the query itself (the managers here do not filter).
+        if connection.vendor != "postgresql":
+            return self.model._default_manager.filter(**{f"{self.field}__in": codes}).values_list(
+                self.field, *self.values
+            )
+        meta = self.model._meta
+        quote = connection.ops.quote_name
+        fields = [meta.pk if name == "pk" else meta.get_field(name) for name in (self.field, *self.values)]
+        columns = ", ".join(quote(field.column) for field in fields)
+        key = quote(meta.get_field(self.field).column)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {key} = ANY(%s)", [list(codes)])
+            return cursor.fetchall()
 
     def get(self, code):
         value = self.cache.get(code, MISSING)

@@ -36,6 +36,8 @@ class AllianceAdmin(ScopedAdmin):
     autocomplete_fields = ("county", "lead_hospital")
     list_select_related = ("county", "lead_hospital")
     inlines = [MembershipInline]
+    # The portal changelist plus a link to the global-budget dashboard (医共体运行监测).
+    change_list_template = "alliances/change_list_with_dashboard.html"
     # The global-budget status moves only through the application workflow (services_budget), never by
     # editing the alliance form, so every change has its step record.
     readonly_fields = ("budget_status", "budget_effective_from")

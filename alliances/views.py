@@ -5,6 +5,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, Sum
 from django.db.models.functions import ExtractMonth
 from django.template.response import TemplateResponse
@@ -17,6 +18,16 @@ from .scope import restrict, scope_for
 from .services_budget import attainment, q2
 
 CHART_W, CHART_H, BAR_GAP = 600, 160, 8
+# Room above the tallest bar and right of the plot for the monthly-budget line's label.
+CHART_TOP, CHART_LABEL_W = 10, 160
+# The dashboard is about budgets against spending, so it is for whoever may read budgets (city and
+# county bureaus, hospitals, auditors; not the health commission). Scope then limits what it shows.
+# templates/admin/index.html and the changelist links test the same permission through `perms`.
+DASHBOARD_PERMISSION = "settlement.view_budget"
+
+
+def may_view_dashboard(user):
+    return user.is_active and user.has_perm(DASHBOARD_PERMISSION)
 
 
 def _visible_counties(user, alliances):
@@ -47,23 +58,32 @@ def monthly_actual(year, county_ids):
 
 
 def budget_chart(budget, actual_by_month, link_for_month):
-    """Bars of monthly A against the monthly budget line B / 12, scaled to the larger figure."""
+    """Bars of monthly A against the monthly budget line B / 12, scaled to the larger figure.
+
+    Pixel geometry only (float is fine here); the money figures stay Decimal for the labels.
+    """
     per_month = q2(budget / 12) if budget else Decimal("0.00")
     top = max([per_month, *actual_by_month.values(), Decimal("1")])
     bar_w = (CHART_W - BAR_GAP * 13) / 12
+    baseline = CHART_TOP + CHART_H
     bars = []
     for month in range(1, 13):
         value = actual_by_month.get(month, Decimal("0.00"))
         height = float(value / top) * CHART_H
+        x = BAR_GAP + (month - 1) * (bar_w + BAR_GAP)
         bars.append({
-            "month": month, "value": value, "x": round(BAR_GAP + (month - 1) * (bar_w + BAR_GAP), 1),
-            "y": round(CHART_H - height, 1), "height": round(height, 1), "width": round(bar_w, 1),
+            "month": month, "value": value, "x": round(x, 1), "center": round(x + bar_w / 2, 1),
+            "y": round(baseline - height, 1), "height": round(height, 1), "width": round(bar_w, 1),
             "over": value > per_month, "url": link_for_month(month),
         })
-    line_y = round(CHART_H - float(per_month / top) * CHART_H, 1)
+    line_y = round(baseline - float(per_month / top) * CHART_H, 1)
     total = sum(actual_by_month.values(), Decimal("0.00"))
-    return {"bars": bars, "per_month": per_month, "line_y": line_y, "width": CHART_W, "height": CHART_H,
-            "total": total, "budget": budget}
+    return {
+        "bars": bars, "per_month": per_month, "line_y": line_y, "label_y": round(line_y + 4, 1),
+        "width": CHART_W, "height": CHART_H, "baseline": baseline, "month_label_y": baseline + 14,
+        "svg_width": CHART_W + CHART_LABEL_W, "svg_height": baseline + 20, "label_x": CHART_W + 6,
+        "total": total, "budget": budget,
+    }
 
 
 def _kpi_rows(figures, targets, links):
@@ -98,6 +118,8 @@ def _members_in_year(alliance_ids, year):
 def dashboard(request):
     from settlement.models import Budget, Scheme
 
+    if not may_view_dashboard(request.user):
+        raise PermissionDenied("您没有查看医共体运行监测看板的权限")
     try:
         year = int(request.GET.get("year") or timezone.localdate().year)
     except ValueError:

@@ -86,3 +86,33 @@ def test_application_admin_form(world, client):
     assert "总医院提交申请" in page and "打印申请书" in page
     again = client.post("/admin/alliances/budgetapplication/add/", data)
     assert "不能重复申请" in again.content.decode()
+
+
+@pytest.mark.parametrize("role, allowed", [
+    ("city", True), ("county", True), ("auditor", True), ("lead", True), ("health", False),
+])
+def test_dashboard_link_on_admin_home_and_alliance_changelist_only_for_who_may_open_it(
+    world, client, make_user, county, role, allowed,
+):
+    user = {
+        "city": lambda: make_user("city"), "auditor": lambda: make_user("auditor"),
+        "county": lambda: world["county_user"], "lead": lambda: world["lead_user"],
+        "health": lambda: make_user("health", county.code),
+    }[role]()
+    client.force_login(user)
+    card = 'id="alliance-dashboard-module"'
+    link = 'href="/admin/alliances/dashboard/"'
+
+    home = client.get("/admin/").content.decode()
+    assert (card in home and "医共体运行监测" in home and link in home) is allowed
+    assert "机构与医共体" in home  # the app list is still there below the card
+    changelist = client.get("/admin/alliances/alliance/").content.decode()
+    assert (link in changelist) is allowed
+    assert client.get("/admin/alliances/dashboard/").status_code == (200 if allowed else 403)
+
+
+def test_alliance_changelist_keeps_the_spreadsheet_buttons(world, client, make_user):
+    client.force_login(make_user("city"))
+    page = client.get("/admin/alliances/alliance/").content.decode()
+    assert 'class="portal-import"' in page and 'class="portal-export"' in page
+    assert 'class="alliance-dashboard"' in page

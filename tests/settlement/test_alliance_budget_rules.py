@@ -131,6 +131,43 @@ def test_gather_b_and_a(setup):
     assert sorted(claims.values_list("serial", flat=True)) == ["1", "2"]
 
 
+def test_two_alliances_of_one_county_share_a_and_the_run_names_them(setup, county, other_county):
+    from settlement.engine.models import PaymentPolicy, RunStatus, UnitResult
+    from settlement.engine.params import defaults_of
+    from settlement.engine.services import start_run
+    from settlement.models import ApprovalStatus
+
+    first = setup["alliance"]
+    second = factories.alliance(county=county)
+    elsewhere = factories.alliance(county=other_county)
+    for obj in (second, elsewhere):
+        Budget.objects.create(year=2025, scheme=Scheme.ALLIANCE_BUDGET, unit_code=obj.code, insurance_type="居民",
+                              amount=D("1000000.00"))
+    for obj in (first, second, elsewhere):
+        Assessment.objects.create(year=2025, unit_code=obj.code, score=D("90"))
+    PaymentPolicy.objects.create(
+        scheme="alliance_budget", year=2025, name="开封", status=ApprovalStatus.APPROVED,
+        parameters=defaults_of(get_rule("alliance_budget").params_class),
+    )
+
+    run = start_run("alliance_budget", 2025, sync=True)
+    assert run.status == RunStatus.COMPUTED, run.failure_reason
+    results = {r.unit_code: r for r in UnitResult.objects.filter(run=run)}
+    # The formula is the SPEC's: both alliances of 吴兴区 carry the county's whole A, 700.00 + 300.25.
+    assert results[first.code].actual == results[second.code].actual == D("1000.25")
+    assert results[elsewhere.code].actual == D("400.00")  # the outsider's claim, insured in 南浔区
+
+    shared = [w for w in run.warnings if "共用同一个实际支出A" in w]
+    # One line per alliance of 吴兴区, each naming both; 南浔区's single alliance gets none.
+    assert len(shared) == 2
+    for line in shared:
+        assert f"{first.name}（{first.code}）" in line and f"{second.name}（{second.code}）" in line
+        assert "吴兴区的2个医共体" in line and "1000.25元" in line
+        assert elsewhere.code not in line
+    assert not any("共用" in w for w in results[elsewhere.code].warnings)
+    assert any("共用同一个实际支出A" in w for w in results[second.code].warnings)
+
+
 def test_missing_assessment_stops_the_run_naming_the_alliance(setup):
     alliance = setup["alliance"]
     with pytest.raises(MissingAssessmentError, match=f"{alliance.name}（{alliance.code}）"):

@@ -86,6 +86,20 @@ def settle(budget, actual, score, params: AllianceBudgetParams) -> DepositFigure
     return DepositFigures(deposit, fraction, withheld, net, entitled)
 
 
+def shared_actual_warning(county_name, alliances, actual):
+    """SPEC §6.4 fixes A per county, so alliances of one county each carry the whole county's A.
+
+    The formula stays; the warning names them so that nobody adds their A (or their unit parts)
+    up as if the county's spending had been split between them.
+    """
+    names = "、".join(f"{a.name}（{a.code}）" for a in alliances)
+    return (
+        f"{county_name}的{len(alliances)}个医共体共用同一个实际支出A：{names}。"
+        f"A为该县区全部参保居民普通门诊统筹支付（{actual}元），不在医共体之间拆分，"
+        "各医共体的A相同，汇总时不可相加"
+    )
+
+
 @register
 class AllianceBudgetRule(SchemeRule):
     scheme = "alliance_budget"
@@ -136,19 +150,18 @@ class AllianceBudgetRule(SchemeRule):
             )
         per_county = {}
         for a in alliances:
-            per_county.setdefault(a.county_id, []).append(a.code)
+            per_county.setdefault(a.county_id, []).append(a)
         inputs = {}
         for a in alliances:
+            actual = q2(actual_by_county.get(a.county_id) or ZERO)
             warnings = []
             if len(per_county[a.county_id]) > 1:
-                warnings.append(
-                    f"{a.county.name}有多个医共体实行总额付费，A按该县区全部居民普通门诊统筹支付计，各医共体相同"
-                )
+                warnings.append(shared_actual_warning(a.county.name, per_county[a.county_id], actual))
             if a.budget_status not in ("已批准", "已退出"):
                 warnings.append(f"{a.name}总额付费状态为“{a.get_budget_status_display()}”，尚未获批")
             inputs[a.code] = AllianceBudgetInputs(
                 unit_code=a.code, unit_name=a.name, county_code=a.county.code, budget_by_type=by_alliance[a.code],
-                actual=q2(actual_by_county.get(a.county_id) or ZERO), score=scores[a.code],
+                actual=actual, score=scores[a.code],
                 budget_status=a.budget_status, warnings=tuple(warnings),
             )
         return inputs

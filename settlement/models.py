@@ -73,9 +73,15 @@ class UnitScoped(ScopedModel):
 class OutpatientClaim(ScopedModel, models.Model):
     """门诊结算记录, unique per institution and settlement serial."""
 
-    institution = models.ForeignKey(Institution, verbose_name="机构", on_delete=models.PROTECT, related_name="outpatient_claims")
+    # The single-column FK indexes are left out: the business key (institution, serial) and the
+    # (person, visit_date) index serve those lookups, and every extra index slows the monthly uploads.
+    institution = models.ForeignKey(
+        Institution, verbose_name="机构", on_delete=models.PROTECT, related_name="outpatient_claims", db_index=False,
+    )
     serial = models.CharField("结算流水号", max_length=40)
-    person = models.ForeignKey(InsuredPerson, verbose_name="参保人", on_delete=models.PROTECT, related_name="outpatient_claims")
+    person = models.ForeignKey(
+        InsuredPerson, verbose_name="参保人", on_delete=models.PROTECT, related_name="outpatient_claims", db_index=False,
+    )
     visit_date = models.DateField("就诊日期")
     insurance_type = models.CharField("险种", max_length=2, choices=InsuranceType.choices)
     visit_type = models.CharField("门诊类型", max_length=4, choices=VisitType.choices)
@@ -86,7 +92,8 @@ class OutpatientClaim(ScopedModel, models.Model):
     fund_paid = money("统筹支付")
     personal_paid = money("个人负担")
     referral = models.BooleanField("转诊", default=False)
-    history = HistoricalRecords()
+    # History is read per row (by id); indexes on its copied FK columns only cost upload time.
+    history = HistoricalRecords(no_db_index=["institution", "person", "disease"])
 
     scope_region = "institution__county"
     scope_institution = "institution"
@@ -112,9 +119,13 @@ class OutpatientClaim(ScopedModel, models.Model):
 class InpatientCase(ScopedModel, models.Model):
     """住院病例, unique per institution and case serial. A case belongs to its discharge year."""
 
-    institution = models.ForeignKey(Institution, verbose_name="机构", on_delete=models.PROTECT, related_name="inpatient_cases")
+    institution = models.ForeignKey(
+        Institution, verbose_name="机构", on_delete=models.PROTECT, related_name="inpatient_cases", db_index=False,
+    )
     serial = models.CharField("病案号", max_length=40)
-    person = models.ForeignKey(InsuredPerson, verbose_name="参保人", on_delete=models.PROTECT, related_name="inpatient_cases")
+    person = models.ForeignKey(
+        InsuredPerson, verbose_name="参保人", on_delete=models.PROTECT, related_name="inpatient_cases", db_index=False,
+    )
     admission_date = models.DateField("入院日期")
     discharge_date = models.DateField("出院日期")
     principal_diagnosis = models.CharField("主诊断", max_length=30)
@@ -127,7 +138,7 @@ class InpatientCase(ScopedModel, models.Model):
     transferred = models.BooleanField("转院", default=False)
     new_technology = models.BooleanField("新技术", default=False)
     bed_day_category = models.CharField("床日类别", max_length=4, choices=BedDayCategory.choices, blank=True)
-    history = HistoricalRecords()
+    history = HistoricalRecords(no_db_index=["institution", "person"])
 
     scope_region = "institution__county"
     scope_institution = "institution"

@@ -1,4 +1,5 @@
 """The capitation rule as a pure function: SPEC §6.1 worked example and the identities."""
+import dataclasses
 import datetime
 from decimal import Decimal
 
@@ -169,3 +170,35 @@ def test_sql_age_band_cutoff_agrees_with_age_on(birth, year):
 
     # the gather's SQL puts a person in 60周岁及以下 exactly when birth_date > band_cutoff(year)
     assert (birth > band_cutoff(year)) == (age_on(birth, datetime.date(year, 1, 1)) <= 60)
+
+
+BY_SCORE = CapitationParams(bonus_from_score=True, bonus_pass_score=D("60"))
+
+
+def scored(a_inside, score, bonus="0", reduction="0"):
+    return dataclasses.replace(inputs(a_inside, bonus=bonus, reduction=reduction), score=D(score))
+
+
+@pytest.mark.parametrize("score, unit_part", [
+    # Q 12,000,000.00, A 11,000,000.00, S 1,000,000.00; points = 5 × (score − 60) / 40, capped to 0..5
+    ("100", "900000.00"),  # 5 points: 90% → 900,000.00 (the SPEC example with bonus +5)
+    ("80", "875000.00"),   # 2.5 points: 87.5% → 875,000.00
+    ("60", "850000.00"),   # 0 points at the pass score
+    ("45", "850000.00"),   # below the pass score: never below the base 85%
+])
+def test_score_sets_the_retention_bonus_when_the_policy_says_so(score, unit_part):
+    assert compute_capitation(scored("11000000.00", score), BY_SCORE, D("0")).unit_part == D(unit_part)
+
+
+def test_score_lowers_the_overspend_share_when_the_policy_says_so():
+    # A 13,000,000.00: O 1,000,000.00; score 90 → 3.75 points → share 81.25% → the alliance bears 812,500.00
+    out = compute_capitation(scored("13000000.00", "90"), BY_SCORE, D("0"))
+    assert out.unit_part == D("-812500.00")
+    assert out.fund_part == D("-187500.00")
+
+
+def test_entered_points_apply_unless_the_policy_converts_the_score():
+    # Policy off: the 5 points entered on the row count, the score of 60 does not.
+    assert compute_capitation(scored("11000000.00", "60", bonus="5"), HUZHOU, D("0")).unit_part == D("900000.00")
+    # Policy on: the score decides and the entered points are ignored.
+    assert compute_capitation(scored("11000000.00", "60", bonus="5"), BY_SCORE, D("0")).unit_part == D("850000.00")

@@ -40,6 +40,14 @@ class CapitationParams:
     max_bonus_down: Decimal = dataclasses.field(
         default=Decimal("5"), metadata={"label": "考核超支分担最多下调（百分点）", "min": Decimal("0"), "max": Decimal("100")},
     )
+    # HZ "根据考核结果…最高上升5个百分点": off, the points entered on the assessment row apply; on, they
+    # follow the score linearly from the pass score (0 points) to 100 (the full cap).
+    bonus_from_score: bool = dataclasses.field(
+        default=False, metadata={"label": "按考核得分折算上浮/下调百分点"},
+    )
+    bonus_pass_score: Decimal = dataclasses.field(
+        default=Decimal("60"), metadata={"label": "折算起点得分（得分不高于此不上浮）", "min": Decimal("0"), "max": Decimal("99")},
+    )
     disease_add_mode: str = dataclasses.field(
         default="add_all", metadata={"label": "慢特病标准叠加方式", "choices": ("add_all", "highest_only")},
     )
@@ -94,6 +102,7 @@ class CapitationInputs:
     claims_outside: int = 0
     retention_bonus: Decimal = Decimal("0")  # assessment points (留用上浮)
     overspend_reduction: Decimal = Decimal("0")  # assessment points (超支分担下调)
+    score: Decimal | None = None  # the assessment score, when there is an assessment row
 
     @property
     def heads(self):
@@ -101,6 +110,15 @@ class CapitationInputs:
 
 
 # --- compute (pure) ---------------------------------------------------------------------
+
+
+def assessment_points(params: CapitationParams, inputs: CapitationInputs):
+    """(up, down) points of the assessment: as entered, or from the score when the policy says so."""
+    if params.bonus_from_score and inputs.score is not None:
+        fraction = (Decimal(inputs.score) - params.bonus_pass_score) / (HUNDRED - params.bonus_pass_score)
+        fraction = min(Decimal("1"), max(Decimal("0"), fraction))
+        return fraction * params.max_bonus_up, fraction * params.max_bonus_down
+    return inputs.retention_bonus, inputs.overspend_reduction
 
 
 def shares(params: CapitationParams, retention_bonus, overspend_reduction):
@@ -156,7 +174,8 @@ def compute_capitation(inputs: CapitationInputs, params: CapitationParams, paid:
     quota = q2(numerator / TWELVE)
     actual = q2(inputs.actual_inside + inputs.actual_outside)
     surplus = quota - actual
-    retention, share = shares(params, inputs.retention_bonus, inputs.overspend_reduction)
+    bonus_up, bonus_down = assessment_points(params, inputs)
+    retention, share = shares(params, bonus_up, bonus_down)
     unit_part, fund_part = split_surplus(surplus, retention, share)
     entitled = actual + unit_part
     # The fund paid every claim's 统筹支付 as it occurred: A counts as already paid (SPEC §6).
@@ -175,8 +194,9 @@ def compute_capitation(inputs: CapitationInputs, params: CapitationParams, paid:
         "claims_outside": inputs.claims_outside,
         "claims": inputs.claims_inside + inputs.claims_outside,
         "visit_types": list(params.visit_types),
-        "retention_bonus_points": str(inputs.retention_bonus),
-        "overspend_reduction_points": str(inputs.overspend_reduction),
+        "retention_bonus_points": str(bonus_up),
+        "overspend_reduction_points": str(bonus_down),
+        "assessment_score": str(inputs.score) if inputs.score is not None else None,
         "retention_used": str(retention),
         "overspend_share_used": str(share),
         "payments": str(q2(paid)),
@@ -480,6 +500,7 @@ def _assemble(ctx, standards, class_rows, disease_rows, highest, claim_rows):
             actual_inside=a_in, actual_outside=a_out, claims_inside=n_in, claims_outside=n_out,
             retention_bonus=assessment.retention_bonus if assessment else Decimal("0"),
             overspend_reduction=assessment.overspend_reduction if assessment else Decimal("0"),
+            score=assessment.score if assessment else None,
         )
     return inputs
 
@@ -573,6 +594,7 @@ class CapitationRule(SchemeRule):
         "visit_types": "计入的门诊类型",
         "retention_bonus_points": "考核留用上浮（百分点）",
         "overspend_reduction_points": "考核超支分担下调（百分点）",
+        "assessment_score": "考核得分",
         "retention_used": "实际结余留用比例",
         "overspend_share_used": "实际超支分担比例",
         "payments": "拨付记录合计（元）",

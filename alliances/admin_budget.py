@@ -51,13 +51,11 @@ class ApplicationForm(forms.ModelForm):
         return cleaned
 
 
-class StepInline(admin.TabularInline):
-    model = BudgetWorkflowStep
+class RecordInline(admin.TabularInline):
+    """Rows written only by a workflow service: shown to whoever sees the parent, never edited here."""
+
     extra = 0
     can_delete = False
-    fields = ("acted_at", "action", "actor", "from_status", "to_status", "comment")
-    readonly_fields = fields
-    verbose_name_plural = "审批记录"
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -67,6 +65,14 @@ class StepInline(admin.TabularInline):
 
     def has_view_permission(self, request, obj=None):
         return True
+
+
+class StepInline(RecordInline):
+    model = BudgetWorkflowStep
+    fields = ("acted_at", "action", "actor", "from_status", "to_status", "comment")
+    readonly_fields = fields
+    verbose_name_plural = "审批记录"
+
 
 
 @admin.register(BudgetApplication)
@@ -248,22 +254,12 @@ class CityItemInline(admin.TabularInline):
     fields = ("item", "note", "amount")
 
 
-class AllocationInline(admin.TabularInline):
+class AllocationInline(RecordInline):
     model = MemberAllocation
-    extra = 0
-    can_delete = False
     fields = ("institution", "amount")
     readonly_fields = fields
     verbose_name_plural = "成员机构预算分配（由总医院通过“分配到成员机构”办理）"
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return True
 
 
 @admin.register(AllianceBudgetPlan)

@@ -1,42 +1,11 @@
 """A city user logs in with a real (headless) Chromium and opens an institution, in Chinese."""
-from contextlib import contextmanager
-from pathlib import Path
-
 import pytest
 
 from alliances.models import InstitutionLevel
 from tests import factories
-
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
+from tests.browser import SCREENSHOTS, browser_page, chromium  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture
-def chromium():
-    if not CHROMIUM.exists():
-        pytest.skip("未安装 /usr/bin/chromium（apt-get install chromium fonts-wqy-microhei），跳过浏览器测试")
-    return CHROMIUM
-
-
-@contextmanager
-def browser_page(executable):
-    """A Chinese-locale page. Start it only after the test's rows are written: inside Playwright's
-    sync API the ORM would open a second connection in another context and leave it open."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS, headless=True)
-        try:
-            context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
-            yield context.new_page()
-        finally:
-            browser.close()
 
 
 def test_city_user_opens_an_institution(live_server, transactional_db, make_user, county, other_county, chromium):

@@ -1,9 +1,7 @@
 """The global-budget application walked through in a real (headless) Chromium, role by role, then the
 dashboard a city user opens from the admin home (SPEC §6.4)."""
 import datetime
-from contextlib import contextmanager
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -14,13 +12,8 @@ from alliances.models import (
 from contracts.models import InsuranceType
 from settlement.models import Budget, OutpatientClaim, Scheme, VisitType
 from tests import factories
+from tests.browser import SCREENSHOTS, browser_page, chromium  # noqa: F401  (fixture)
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
 PASSWORD = "pw-Test-2026"
 D = Decimal
 
@@ -50,32 +43,9 @@ NANXUN_BUDGET = D("900000.00")
 
 
 @pytest.fixture
-def chromium():
-    if not CHROMIUM.exists():
-        pytest.skip("未安装 /usr/bin/chromium（apt-get install chromium fonts-wqy-microhei），跳过浏览器测试")
-    return CHROMIUM
-
-
-@pytest.fixture
 def fast_password_hashing(settings):
     # Four users log in; the production hasher costs a noticeable fraction of a second per login.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@contextmanager
-def browser_page(executable):
-    """A Chinese-locale page. Start it only after the test's rows are written: inside Playwright's
-    sync API the ORM would open a second connection in another context and leave it open."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS, headless=True)
-        try:
-            context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
-            context.set_default_timeout(15_000)
-            yield context.new_page()
-        finally:
-            browser.close()
 
 
 def build_world(county, other_county, make_user, year):
@@ -144,7 +114,7 @@ def test_budget_application_walked_by_every_role_then_the_dashboard(
     applications = f"{base}/admin/alliances/budgetapplication/"
     before = timezone.localdate()
 
-    with browser_page(chromium) as page:
+    with browser_page(chromium, timeout_ms=15_000) as page:
         def login(user):
             page.goto(f"{base}/admin/login/")
             page.fill("#id_username", user.username)

@@ -416,7 +416,7 @@ class Payment(UnitScoped, models.Model):
     month = models.PositiveSmallIntegerField("月份", validators=[MinValueValidator(1), MaxValueValidator(12)])
     scheme = models.CharField("方案", max_length=20, choices=Scheme.choices)
     unit_code = models.CharField("单位编码", max_length=40)
-    amount = models.DecimalField("拨付金额", max_digits=16, decimal_places=2)
+    amount = money("拨付金额", validators=[])  # a refund is negative
     source = models.CharField("来源", max_length=4, choices=PaymentSource.choices, default=PaymentSource.IMPORTED)
     history = HistoricalRecords()
 

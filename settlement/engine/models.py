@@ -10,14 +10,14 @@ from simple_history.models import HistoricalRecords
 
 from alliances.models import Region
 from alliances.scope import ScopedModel
-from settlement.models import ApprovalStatus, Job, Scheme, UnitScoped
+from settlement.models import ApprovalStatus, Job, Scheme, UnitScoped, money
 
 __all__ = ["PaymentPolicy", "RunStatus", "SettlementRun", "RunUnit", "UnitResult"]
 
 
 def signed_money(verbose_name, **kwargs):
     # Results carry signs (overspend, refunds), so no MinValueValidator here.
-    return models.DecimalField(verbose_name, max_digits=16, decimal_places=2, **kwargs)
+    return money(verbose_name, validators=[], **kwargs)
 
 
 class PaymentPolicy(ScopedModel, models.Model):

@@ -5,6 +5,8 @@
 - 床日监测: average stay, daily cost against the quota and stays over the cap, linked from the
   床日付费标准 changelist.
 - The DRG unit result page lists every case's derivation of points (paginated).
+- 基准点数测算: the DRG catalogue's proposals from the last two years' cases, adopted by the city bureau
+  (drg_calibration does the reading and writing), linked from the DRG病组 changelist.
 """
 import datetime
 from decimal import Decimal
@@ -14,6 +16,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -21,9 +24,11 @@ from django.utils.html import format_html
 from alliances.models import Institution, Region
 from alliances.scope import Role, scope_for
 from alliances.scoped_admin import ScopedAdmin
-from settlement.models import BedDayQuota, Scheme
+from settlement.admin import DrgGroupAdmin
+from settlement.models import BedDayQuota, DrgGroup, Scheme
 
 from . import case_review_services as requests_services
+from . import drg_calibration
 from .admin import UnitResultAdmin
 from .base import RunContext, get_rule, q4
 from .case_requests import CaseReview, DiseaseExitRequest, RequestStatus
@@ -31,6 +36,7 @@ from .models import PaymentPolicy, UnitResult
 from .params import from_json
 from .schemes.bed_day import BedDayParams, bed_day_monitoring
 from .schemes.drg import DrgParams, case_derivation
+from .services import SettlementError
 
 CASES_PER_PAGE = 100
 
@@ -303,3 +309,104 @@ class InpatientUnitResultAdmin(UnitResultAdmin):
         if result is not None:
             extra_context["drg_cases"] = drg_case_rows(result, request.GET.get("cases_page"))
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+# --- DRG base-point 测算 -------------------------------------------------------------------------
+
+
+class CalibrationForm(forms.Form):
+    year = forms.IntegerField(label="测算年度", min_value=2000, max_value=2100,
+                              help_text="用该年度之前两年出院的病例测算该年度的基准点数")
+
+
+def _shown_points(post, codes):
+    """code → the base points the page showed for it (absent or garbled: None, which adopt refuses)."""
+    shown = {}
+    for code in codes:
+        try:
+            shown[code] = Decimal(post.get(f"shown_{code}", ""))
+        except ArithmeticError:
+            shown[code] = None
+    return shown
+
+
+def _adopted_message(year, summary):
+    adopted = summary["updated"] + summary["created"] + summary["unchanged"]
+    text = (f"{year}年度已采纳{adopted}个病组的基准点数测算结果：更新{summary['updated']}个、"
+            f"新增{summary['created']}个、与现行相同未改动{summary['unchanged']}个")
+    if summary["reviewed"]:
+        text += f"；其中{summary['reviewed']}个为经复核确认的变异系数超限病组"
+    return text
+
+
+admin.site.unregister(DrgGroup)
+
+
+@admin.register(DrgGroup)
+class DrgGroupCalibrationAdmin(DrgGroupAdmin):
+    """The DRG catalogue with its 基准点数测算 page: city and county bureaus and auditors read it, the city
+    adopts."""
+
+    change_list_template = "settlement/inpatient/drg_group_change_list.html"
+
+    def may_view_calibration(self, request):
+        role = scope_for(request.user).role
+        return self.has_view_permission(request) and (request.user.is_superuser or role in (Role.CITY, Role.COUNTY, Role.AUDITOR))
+
+    def may_adopt(self, request):
+        role = scope_for(request.user).role
+        return self.has_change_permission(request) and (request.user.is_superuser or role == Role.CITY)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.calibration_view)
+        return [path("calibration/", view, name="settlement_drggroup_calibration"), *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = dict(extra_context or {})
+        if self.may_view_calibration(request):
+            extra_context["drg_calibration_url"] = reverse("admin:settlement_drggroup_calibration")
+        return super().changelist_view(request, extra_context)
+
+    def calibration_view(self, request):
+        if not self.may_view_calibration(request):
+            raise PermissionDenied
+        data = request.POST if request.method == "POST" else request.GET
+        form = CalibrationForm(data if "year" in data else None, initial={"year": datetime.date.today().year})
+        chosen = None
+        if request.method == "POST" and form.is_valid():
+            year = form.cleaned_data["year"]
+            codes = request.POST.getlist("codes")
+            try:
+                summary = drg_calibration.adopt(
+                    request.user, year, codes, confirm_cv=bool(request.POST.get("confirm_cv")),
+                    expected=_shown_points(request.POST, codes),
+                )
+            except SettlementError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                chosen = set(codes)
+            else:
+                self.message_user(request, _adopted_message(year, summary), messages.SUCCESS)
+                return redirect(f"{reverse('admin:settlement_drggroup_calibration')}?year={year}")
+
+        context = {
+            **self.admin_site.each_context(request), "title": "DRG基准点数测算", "opts": self.opts, "form": form,
+            "rows": None, "error": None, "can_adopt": self.may_adopt(request),
+            "confirm_cv": chosen is not None and bool(request.POST.get("confirm_cv")),
+        }
+        if form.is_bound and form.is_valid():
+            year = form.cleaned_data["year"]
+            try:
+                params, policy = drg_calibration.calibration_params(year)
+                rows = drg_calibration.preview(year, params)
+            except SettlementError as exc:
+                context["error"] = str(exc)
+            else:
+                first, last = drg_calibration.history_years(year)
+                context.update(
+                    year=year, first_year=first, last_year=last, params=params, policy=policy, rows=rows,
+                    settled_runs=drg_calibration.settled_runs(year),
+                    flagged=sum(row.cv_exceeded for row in rows),
+                    # Unflagged groups start chosen; a group over the CV threshold is chosen only by hand.
+                    chosen=chosen if chosen is not None else {row.code for row in rows if not row.cv_exceeded},
+                )
+        return TemplateResponse(request, "settlement/inpatient/drg_calibration.html", context)

@@ -15,6 +15,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import connection
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -234,8 +235,10 @@ def bed_day_monitoring_view(model_admin, request):
         raise PermissionDenied
     scope = scope_for(request.user)
     form = MonitoringForm(request.GET or {"year": datetime.date.today().year - 1})
-    rows, region_code = [], None
-    if form.is_valid():
+    rows, region_code, error = [], None, None
+    if connection.vendor != "postgresql":
+        error = "床日付费监测使用PostgreSQL的集合运算，嵌入式SQLite数据库不支持；请设置DATABASE_URL指向PostgreSQL"
+    elif form.is_valid():
         year = form.cleaned_data["year"]
         region = form.cleaned_data["region"]
         region_code = region.code if region else None
@@ -247,6 +250,7 @@ def bed_day_monitoring_view(model_admin, request):
             rows = [row for row in rows if row.unit_code in scope.unit_codes]
     return TemplateResponse(request, "settlement/inpatient/bed_day_monitoring.html", {
         **model_admin.admin_site.each_context(request), "title": "床日付费监测", "form": form, "rows": rows,
+        "error": error,
         "opts": model_admin.opts,
     })
 

@@ -37,16 +37,21 @@ class SettlementError(Exception):
 # --- validation and policy resolution ------------------------------------------------------
 
 
+def require_postgresql(what: str):
+    """Refuse, in Chinese, work whose set-based SQL only PostgreSQL runs (the embedded SQLite demo)."""
+    if connection.vendor != "postgresql":
+        raise SettlementError(
+            f"{what}使用PostgreSQL的集合运算，嵌入式SQLite数据库不支持；请设置DATABASE_URL指向PostgreSQL"
+        )
+
+
 def check_scheme(scheme):
     if scheme not in registered_schemes():
         known = "、".join(sorted(registered_schemes()))
         raise SettlementError(f"未知的支付方案“{scheme}”，可选：{known}")
     rule = get_rule(scheme)
-    if rule.requires_postgresql and connection.vendor != "postgresql":
-        label = dict(_scheme_labels()).get(scheme, scheme)
-        raise SettlementError(
-            f"{label}的结算使用PostgreSQL的集合运算，嵌入式SQLite数据库不支持；请设置DATABASE_URL指向PostgreSQL后再结算"
-        )
+    if rule.requires_postgresql:
+        require_postgresql(f"{dict(_scheme_labels()).get(scheme, scheme)}的结算")
     return rule
 
 

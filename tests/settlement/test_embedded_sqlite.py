@@ -28,3 +28,24 @@ def test_postgresql_only_schemes_are_refused_in_chinese_on_sqlite(sqlite_env, sc
     assert result.returncode != 0
     assert "嵌入式SQLite数据库不支持" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+PAGES = """
+from django.contrib.auth import get_user_model
+from django.test import Client
+user = get_user_model().objects.create_superuser("sqlite_pages", password="x-Unused-2026")
+client = Client()
+client.force_login(user)
+for url in ("/admin/settlement/drggroup/calibration/?year=2026", "/admin/settlement/beddayquota/monitoring/?year=2025"):
+    response = client.get(url)
+    print(url, response.status_code, "嵌入式SQLite数据库不支持" in response.content.decode())
+"""
+
+
+@pytest.mark.slow
+def test_postgresql_only_pages_say_so_in_chinese_on_sqlite(sqlite_env):
+    result = manage(sqlite_env | {"ALLOWED_HOSTS": "testserver"}, "shell", "-c", PAGES)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("\n")
+    assert any(line.startswith("/admin/settlement/drggroup/calibration/") and line.endswith(" 200 True") for line in lines)
+    assert any(line.startswith("/admin/settlement/beddayquota/monitoring/") and line.endswith(" 200 True") for line in lines)

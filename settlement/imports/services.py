@@ -1,5 +1,7 @@
 """The one import path behind the three doors (management command, admin upload, Celery task)."""
 import datetime
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,7 +130,8 @@ def import_file(resource, path, user=None, land_good_rows=False, job_id=None, er
         jobs.set_total(job_id, table.total)
         jobs.append_log(job_id, f"开始校验：约{table.total}行")
     try:
-        result.rows = validate(spec, table, ctx, accept, reject, progress)
+        with _few_collections():
+            result.rows = validate(spec, table, ctx, accept, reject, progress)
         if result.bad_rows and not land_good_rows:
             lander.discard()
         else:
@@ -148,6 +151,26 @@ def import_file(resource, path, user=None, land_good_rows=False, job_id=None, er
         workbook.save(error_path)
         result.error_file = Path(error_path)
     return result
+
+
+@contextmanager
+def _few_collections():
+    """Run the cyclic garbage collector rarely while a file is read.
+
+    Every row makes a handful of short-lived dicts and tuples, which reference counting frees; but
+    each 700 of them start a collection, and the older ones traverse every object of the process
+    (Django, the lookups, the in-file key set). Measured on 1,000,000 claim rows that was a third of
+    the validation time. Objects that exist before the import are frozen out of the collections,
+    and young collections wait for 10,000 new objects instead of 700; cycles are still collected.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def submit_import(resource, upload, user, land_good_rows=False):

@@ -4,10 +4,11 @@
 
 Generates a 200,000-row outpatient_claims xlsx and a 1,000,000-row csv (with the persons and
 institutions they reference), then imports them through the same code path as
-`manage.py import_data` — full validation, scope, staging COPY, upsert and history rows — each in
-a child process whose own peak RSS (wait4 ru_maxrss) is reported. Beside it, in the same run:
-stock django-import-export with a tuned ModelResource on the first 50,000 csv rows, and a raw
-COPY of the whole csv into an unindexed table (the floor no validating import can beat).
+`manage.py import_data` — full validation, scope, COPY of new keys (the staging upsert for stored
+ones) and history rows — each in a child process whose own peak RSS (wait4 ru_maxrss) is reported.
+Beside it, in the same run: stock django-import-export with a tuned ModelResource on the first
+50,000 csv rows, and a raw COPY of the whole csv into an unindexed table (the floor no validating
+import can beat).
 Targets: xlsx ≥ 25,000 rows/s, csv ≥ 50,000 rows/s, peak memory < 500 MB for the 1,000,000-row csv.
 """
 import argparse
@@ -149,18 +150,15 @@ class BackendCpu:
     def watch(self):
         from settlement.imports import landing
 
-        original = landing.OverlappedCopyLander._create_stage
+        original = landing.OverlappedCopyLander._begin
         pids = self.pids
 
-        def create_stage(lander):
-            original(lander)
-            from django.db import connection
+        def begin(lander, cursor):
+            original(lander, cursor)
+            cursor.execute("SELECT pg_backend_pid()")
+            pids.add(cursor.fetchone()[0])
 
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                pids.add(cursor.fetchone()[0])
-
-        landing.OverlappedCopyLander._create_stage = create_stage
+        landing.OverlappedCopyLander._begin = begin
         self.thread.start()
         return self
 

@@ -15,7 +15,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import connection
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -37,7 +36,7 @@ from .models import PaymentPolicy, UnitResult
 from .params import from_json
 from .schemes.bed_day import BedDayParams, bed_day_monitoring
 from .schemes.drg import DrgParams, case_derivation
-from .services import SettlementError
+from .services import SettlementError, require_postgresql
 
 CASES_PER_PAGE = 100
 
@@ -236,9 +235,11 @@ def bed_day_monitoring_view(model_admin, request):
     scope = scope_for(request.user)
     form = MonitoringForm(request.GET or {"year": datetime.date.today().year - 1})
     rows, region_code, error = [], None, None
-    if connection.vendor != "postgresql":
-        error = "床日付费监测使用PostgreSQL的集合运算，嵌入式SQLite数据库不支持；请设置DATABASE_URL指向PostgreSQL"
-    elif form.is_valid():
+    try:
+        require_postgresql("床日付费监测")
+    except SettlementError as exc:
+        error = str(exc)
+    if error is None and form.is_valid():
         year = form.cleaned_data["year"]
         region = form.cleaned_data["region"]
         region_code = region.code if region else None

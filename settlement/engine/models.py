@@ -15,6 +15,19 @@ from settlement.models import ApprovalStatus, Job, Scheme, UnitScoped, money
 __all__ = ["PaymentPolicy", "RunStatus", "SettlementRun", "RunUnit", "UnitResult"]
 
 
+class DocumentField(models.JSONField):
+    """A JSONField for large documents (a unit's gathered inputs).
+
+    Django inserts several rows at once through UNNEST of one array per column, and psycopg escapes
+    every quote of every document inside that array literal in Python: for a city's twenty alliances
+    that took 0.14 s of a capitation run. A field with its own placeholder is inserted as plain
+    VALUES rows instead, which the driver quotes in C.
+    """
+
+    def get_placeholder(self, value, compiler, connection):
+        return "%s"
+
+
 def signed_money(verbose_name, **kwargs):
     # Results carry signs (overspend, refunds), so no MinValueValidator here.
     return money(verbose_name, validators=[], **kwargs)
@@ -174,7 +187,7 @@ class RunUnit(models.Model):
     run = models.ForeignKey(SettlementRun, verbose_name="结算批次", on_delete=models.CASCADE, related_name="units")
     unit_code = models.CharField("单位编码", max_length=40)
     unit_name = models.CharField("单位名称", max_length=200, blank=True)
-    inputs = models.JSONField("输入数据", default=dict)
+    inputs = DocumentField("输入数据", default=dict)
     paid = signed_money("已拨付（拨付记录）", default=0)
     done = models.BooleanField("已完成", default=False)
 

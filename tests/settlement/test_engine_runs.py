@@ -299,3 +299,15 @@ def test_rerunning_changes_nothing_and_identities_hold(months, amounts):
         assert a == sum(amounts)
         assert s == q - a and unit + fund == s and e - a == unit and amount == e - paid
         transaction.set_rollback(True)
+
+
+@pytest.mark.django_db
+def test_unit_inputs_with_quotes_and_backslashes_survive_a_bulk_insert():
+    run = SettlementRun.objects.create(scheme="capitation", year=2025, version=1)
+    awkward = {"名称": 'A "quoted" \\ back\\slash\'s 医共体', "list": ['{"x": 1}', "\\n", None]}
+    RunUnit.objects.bulk_create([
+        RunUnit(run=run, unit_code="U1", inputs=awkward, paid=D("0")),
+        RunUnit(run=run, unit_code="U2", inputs={"n": 2}, paid=D("1.50")),
+    ])
+    stored = {u.unit_code: u.inputs for u in RunUnit.objects.filter(run=run)}
+    assert stored == {"U1": awkward, "U2": {"n": 2}}

@@ -57,9 +57,12 @@ def last_month(expr, year):
 
 
 def month_start(month_expr, year):
-    """First day of month number `month_expr` (relative to January of `year`, at least 1) as a date."""
+    """First day of month number `month_expr` (relative to January of `year`: 1 … 12, or 13 for the next
+    January) as a date."""
     if is_postgres():
-        return f"make_date({int(year)} + (({month_expr}) - 1) / 12, (({month_expr}) - 1) %% 12 + 1, 1)"
+        # A subscript of the year's month starts: cheaper than make_date arithmetic, which the
+        # segment tables evaluate for every contract.
+        return f"({_month_starts(year)})[{month_expr}]"
     return f"date('{int(year):04d}-01-01', '+' || (({month_expr}) - 1) || ' months')"
 
 

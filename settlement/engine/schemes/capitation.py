@@ -1,14 +1,15 @@
 """门诊按人头付费 (SPEC §6.1): alliances paid per contracted head, sharing surplus and overspend.
 
-gather: three set-based queries over contracts × memberships (as month ranges), registrations and
+gather: set-based queries over contracts × memberships (as month ranges), registrations and
 claims; compute: pure Decimal arithmetic on the gathered counts.
 """
+import concurrent.futures
 import dataclasses
 import datetime
 import uuid
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models.expressions import RawSQL
 
 from contracts.models import Disease
@@ -269,62 +270,89 @@ def _members_select(year):
 
 
 def _segments_sql(year, named, region_code=None, unit_code=None):
-    """CTEs `seg` (see `_segments_select`) and `members` (see `_members_select`)."""
-    return (f"seg AS ({_segments_select(year, named, region_code, unit_code)}), "
-            f"members AS ({_members_select(year)})")
+    """The CTE `seg` (see `_segments_select`)."""
+    return f"seg AS ({_segments_select(year, named, region_code, unit_code)})"
 
 
 class Segments:
-    """`seg` and `members` for the several queries of one gather, computed once.
+    """`seg` for the several queries of one gather, computed once.
 
-    On PostgreSQL they are written to two unlogged tables inside the gather's transaction (analysed,
-    so the planner knows their size; parallel workers can read them, unlike temporary tables), and
-    the gather runs with a larger work_mem and without JIT, so the join with a year of claims stays
-    in memory and the month ranges are not recomputed for every claim. Elsewhere each query
-    carries the CTEs.
+    On PostgreSQL it is written to an unlogged table (analysed, so the planner knows its size;
+    parallel workers can read it, unlike a temporary table), and the queries run with a larger
+    work_mem and without JIT (`tune`), so the join with a year of claims stays in memory and the
+    month ranges are not recomputed for every claim. Elsewhere each query carries the CTE.
+
+    By default the table lives inside the caller's transaction and a rollback takes it away.
+    `shared` (outside any transaction) commits it, so that a second connection can read it too;
+    it is named after the session that made it and dropped at the end, even on failure, and one
+    left behind by a killed worker is dropped by the next shared gather.
     """
 
-    def __init__(self, year, region_code=None, unit_code=None):
-        self.year, self.region_code, self.unit_code = year, region_code, unit_code
-        self.tables = None
+    def __init__(self, year, region_code=None, unit_code=None, shared=False):
+        self.year, self.region_code, self.unit_code, self.shared = year, region_code, unit_code, shared
+        self.table = None
 
     def __enter__(self):
         if not S.is_postgres():
             return self
-        suffix = uuid.uuid4().hex[:12]
-        self.tables = (f"capitation_seg_{suffix}", f"capitation_members_{suffix}")
+        if self.shared:
+            _drop_abandoned_segments()
+        connection.ensure_connection()
+        self.table = f"capitation_seg_{connection.connection.info.backend_pid}_{uuid.uuid4().hex[:8]}"
         named = {}
         seg_query, seg_values = S.positional(
-            f"CREATE UNLOGGED TABLE {self.tables[0]} AS "
+            f"CREATE UNLOGGED TABLE {self.table} AS "
             f"{_segments_select(self.year, named, self.region_code, self.unit_code)}",
             named,
         )
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL work_mem = '{_work_mem()}'")
-            cursor.execute("SET LOCAL jit = off")
+        with transaction.atomic(), connection.cursor() as cursor:
+            self.tune()
             cursor.execute(seg_query, seg_values)
-            cursor.execute(f"CREATE UNLOGGED TABLE {self.tables[1]} AS {_members_select(self.year).replace('%%', '%')}")
-            # The planner needs the row counts and person_id's spread, not fine histograms: a small
+            # The planner needs the row count and person_id's spread, not fine histograms: a small
             # sample analyses half a million segments in a few milliseconds instead of a quarter second.
             cursor.execute("SET LOCAL default_statistics_target = 10")
-            for table in self.tables:
-                cursor.execute(f"ANALYZE {table}")
+            cursor.execute(f"ANALYZE {self.table}")
         return self
 
     def __exit__(self, *exc):
-        if self.tables and not exc[0]:
+        # Unshared, an exception rolls the caller's transaction back, and the table with it.
+        if self.table and (self.shared or not exc[0]):
             with connection.cursor() as cursor:
-                for table in self.tables:
-                    cursor.execute(f"DROP TABLE IF EXISTS {table}")
-        # On an exception the transaction rolls back, and the tables with it.
+                cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
         return False
 
+    def tune(self):
+        """The gather's work_mem and no JIT, for the rest of the current transaction."""
+        if self.table:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL work_mem = '{_work_mem()}'")
+                cursor.execute("SET LOCAL jit = off")
+
     def cte(self, named):
-        """The `seg` and `members` CTEs for one more query, registering the year's parameters."""
-        if self.tables:
+        """The `seg` CTE for one more query, registering the year's parameters. On PostgreSQL it is
+        NOT MATERIALIZED: a query may name it twice, and a materialized CTE would keep the query
+        from running its parts in parallel workers."""
+        if self.table:
             _year_params(self.year, named)
-            return f"seg AS (SELECT * FROM {self.tables[0]}), members AS (SELECT * FROM {self.tables[1]})"
+            return f"seg AS NOT MATERIALIZED (SELECT * FROM {self.table})"
         return _segments_sql(self.year, named, self.region_code, self.unit_code)
+
+
+def _drop_abandoned_segments():
+    """Drop shared segment tables whose session has ended: a worker killed in the middle of a gather."""
+    tables = S.fetch(r"""
+        SELECT relname FROM pg_class
+        WHERE relkind = 'r' AND relpersistence = 'u' AND relname LIKE 'capitation\_seg\_%%'
+          AND pg_table_is_visible(oid)
+    """, {})
+    if not tables:
+        return
+    alive = {pid for (pid,) in S.fetch("SELECT pid FROM pg_stat_activity", {})}
+    with connection.cursor() as cursor:
+        for (name,) in tables:
+            parts = name.split("_")
+            if len(parts) == 4 and parts[2].isdigit() and int(parts[2]) not in alive:
+                cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
 
 
 def _work_mem():
@@ -343,19 +371,70 @@ def _claim_month(year):
 
 
 def _claims_sql(year, visit_types, named):
-    """FROM/WHERE of the heads' claims in counted months, with `mi` set when treated inside the alliance.
+    """FROM/WHERE of the heads' claims of `visit_types` in counted months.
 
     Month ranges are compared as dates [first_day, end_day) stored with the segments, so nothing is
     computed per claim row.
     """
     types = S.in_list("vt", visit_types, named)
-    return f"""
+    return f"""{_claims_from()} AND cl.visit_type IN ({types})
+    """
+
+
+def _claims_from():
+    """FROM/WHERE of the heads' claims of any visit type in counted months (see `_claims_sql`)."""
+    return """
         FROM settlement_outpatientclaim cl
         JOIN seg s ON s.person_id = cl.person_id AND cl.visit_date >= s.first_day AND cl.visit_date < s.end_day
-        LEFT JOIN members mi ON mi.institution_id = cl.institution_id AND mi.alliance_id = s.alliance_id
-             AND cl.visit_date >= mi.first_day AND cl.visit_date < mi.end_day
-        WHERE cl.visit_date BETWEEN %(jan1)s AND %(dec31)s AND cl.visit_type IN ({types})
+        WHERE cl.visit_date BETWEEN %(jan1)s AND %(dec31)s"""
+
+
+def _as_date(value):
+    return datetime.date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _inside_sql(year, named):
+    """Whether claim `cl` was made at an institution that was a member of segment `s`'s alliance in the
+    month of the visit.
+
+    The year's memberships (a few hundred rows) are written into the expression as integer keys
+    institution × span + alliance. Pairs in force all year form one `IN` list, which PostgreSQL
+    probes as a hash set; the few pairs in force for part of the year form a second list, and only
+    a claim whose pair is in it has its date compared with that pair's months. Looking the pair up
+    this way instead of joining a members table for every claim takes a tenth off the claims
+    statement. The expression is boolean on purpose: the planner counts two groups for a boolean,
+    so the statement's GROUP BY runs in the parallel workers; an integer expression of the claim's
+    date was guessed at a million groups and every joined claim was sent to the leader.
     """
+    jan1, next_jan1 = datetime.date(year, 1, 1), datetime.date(year + 1, 1, 1)
+    windows = [
+        (int(institution), int(alliance), _as_date(first), _as_date(end))
+        for institution, alliance, first, end in S.fetch(_members_select(year), {})
+    ]
+    windows = [w for w in windows if w[2] < w[3]]
+    if not windows:
+        return "false"
+    span = max(alliance for _, alliance, _, _ in windows) + 1
+    key = f"(cl.institution_id * {span} + s.alliance_id)"
+    whole = sorted({i * span + a for i, a, first, end in windows if first <= jan1 and end >= next_jan1})
+    part = {}
+    for i, a, first, end in sorted(windows):
+        if not (first <= jan1 and end >= next_jan1):
+            part.setdefault(i * span + a, []).append((first, end))
+    whens = []
+    if whole:
+        whens.append(f"WHEN {key} IN ({', '.join(map(str, whole))}) THEN true")
+    if part:
+        arms = []
+        for pair, spans in part.items():
+            tests = []
+            for first, end in spans:
+                f, e = f"mf{len(named)}", f"me{len(named)}"
+                named[f], named[e] = first, end
+                tests.append(f"(cl.visit_date >= %({f})s AND cl.visit_date < %({e})s)")
+            arms.append(f"WHEN {pair} THEN ({' OR '.join(tests)})")
+        whens.append(f"WHEN {key} IN ({', '.join(map(str, part))}) THEN CASE {key} {' '.join(arms)} ELSE false END")
+    return f"CASE {' '.join(whens)} ELSE false END"
 
 
 def resolve_standards(year):
@@ -380,32 +459,58 @@ def resolve_standards(year):
 def gather_capitation(ctx: RunContext, params: CapitationParams, unit_code=None):
     year = ctx.year
     standards = resolve_standards(year)
-    with transaction.atomic(), Segments(year, ctx.region_code, unit_code) as segments:
-        rows = _gather_rows(year, params, standards, segments)
-    return _assemble(ctx, standards, *rows)
+    scope = (year, ctx.region_code, unit_code)
+    if S.is_postgres() and not connection.in_atomic_block:
+        # The heads on a second connection while this one sums the claims: the two cores share the
+        # work instead of one waiting while the other sorts heads.
+        with Segments(*scope, shared=True) as segments, concurrent.futures.ThreadPoolExecutor(1) as pool:
+            heads = pool.submit(_on_own_connection, _tuned, segments, _head_rows, year, params, standards)
+            claim_rows = _tuned(segments, _claim_rows, year, params)
+            class_rows, disease_rows, highest = heads.result()
+    else:
+        # Inside a caller's transaction (a page, the tests) a second connection would not see the data.
+        with transaction.atomic(), Segments(*scope) as segments:
+            class_rows, disease_rows, highest = _head_rows(year, params, standards, segments)
+            claim_rows = _claim_rows(year, params, segments)
+    return _assemble(ctx, standards, class_rows, disease_rows, highest, claim_rows)
 
 
-def _gather_rows(year, params, standards, segments):
-    named = {}
-    seg = segments.cte(named)
-    class_rows = S.fetch(f"""
-        WITH {seg}
-        SELECT alliance_id, insurance_type, age_band, SUM(hi - lo + 1), COUNT(DISTINCT person_id)
-        FROM seg GROUP BY alliance_id, insurance_type, age_band
-    """, named)
+def _tuned(segments, query, *args):
+    with transaction.atomic():
+        segments.tune()
+        return query(*args, segments)
 
+
+def _on_own_connection(work, *args):
+    try:
+        return work(*args)
+    finally:
+        connections.close_all()  # this thread's connection, not the caller's
+
+
+def _head_rows(year, params, standards, segments):
+    # Heads and person-months per class, and per class × registered disease, in one statement: on
+    # PostgreSQL its two halves run side by side in parallel workers.
     named = {}
     seg = segments.cte(named)
     r_lo = S.greatest("s.lo", S.first_month("r.filed_on", year))
     r_hi = S.least("s.hi", S.last_month("r.ended_on", year))
-    disease_rows = S.fetch(f"""
+    class_rows, disease_rows = [], []
+    for row in S.fetch(f"""
         WITH {seg}
+        SELECT alliance_id, insurance_type, age_band, NULL AS disease_id, SUM(hi - lo + 1), COUNT(DISTINCT person_id)
+        FROM seg GROUP BY alliance_id, insurance_type, age_band
+        UNION ALL
         SELECT s.alliance_id, s.insurance_type, s.age_band, r.disease_id,
                SUM({r_hi} - {r_lo} + 1), COUNT(DISTINCT s.person_id)
         FROM seg s JOIN contracts_diseaseregistration r ON r.person_id = s.person_id
         WHERE r.filed_on <= %(dec31)s AND (r.ended_on IS NULL OR r.ended_on >= %(jan31)s) AND {r_hi} >= {r_lo}
         GROUP BY s.alliance_id, s.insurance_type, s.age_band, r.disease_id
-    """, named)
+    """, named):
+        if row[3] is None:
+            class_rows.append(row[:3] + row[4:])
+        else:
+            disease_rows.append(row)
 
     highest = {}
     disease_standards = [(k, v) for k, v in standards.items() if k[2] is not None]
@@ -436,19 +541,23 @@ def _gather_rows(year, params, standards, segments):
             GROUP BY alliance_id, insurance_type, age_band, disease_id
         """, named)
         highest = {(a, i, b, d): n for a, i, b, d, n in rows}
+    return class_rows, disease_rows, highest
 
+
+def _claim_rows(year, params, segments):
+    # A inside and outside the alliance. Claims of visit types that do not count are grouped apart
+    # (inside NULL) and dropped, which is cheaper than testing the type before the join.
     named = {}
     seg = segments.cte(named)
-    claim_from = _claims_sql(year, params.visit_types, named)
-    claim_rows = S.fetch(f"""
+    types = S.in_list("vt", params.visit_types, named)
+    inside = _inside_sql(year, named)
+    return [row for row in S.fetch(f"""
         WITH {seg}
         SELECT alliance_id, inside, {S.sum_money("fund_paid")}, COUNT(*) FROM (
-            SELECT s.alliance_id, CASE WHEN mi.alliance_id IS NULL THEN 0 ELSE 1 END AS inside, cl.fund_paid
-            {claim_from}
+            SELECT s.alliance_id, CASE WHEN cl.visit_type IN ({types}) THEN {inside} END AS inside, cl.fund_paid
+            {_claims_from()}
         ) x GROUP BY alliance_id, inside
-    """, named)
-
-    return class_rows, disease_rows, highest, claim_rows
+    """, named) if row[1] is not None]
 
 
 def _assemble(ctx, standards, class_rows, disease_rows, highest, claim_rows):

@@ -29,15 +29,6 @@ from django.db import connection  # noqa: E402
 REFERENCE_SQL = "SELECT institution_id, sum(fund_paid) FROM settlement_outpatientclaim GROUP BY 1"
 
 
-def timed(fn, repeat):
-    times, result = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - started)
-    return min(times), statistics.median(times), result
-
-
 def reference_query():
     with connection.cursor() as cursor:
         cursor.execute(REFERENCE_SQL)
@@ -49,7 +40,7 @@ def main():
     parser.add_argument("--size", default="city", choices=["city", "small"])
     parser.add_argument("--skip-seed", action="store_true", help="use the data already in the database")
     parser.add_argument("--year", type=int, help="settlement year (default: the latest year with claims)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     if connection.vendor != "postgresql":
@@ -93,12 +84,7 @@ def main():
     print("数据量：" + "，".join(f"{k} {v:,}" for k, v in counts.items()))
 
     reference_query()  # warm the cache once, as the settlement will find it
-    ref_min, ref_median, groups = timed(reference_query, args.repeat)
-    print(f"参照查询（{groups:,} 个机构）：最快 {ref_min:.3f} 秒，中位 {ref_median:.3f} 秒")
-
     ctx = RunContext("capitation", year)
-    gather_min, gather_median, inputs = timed(lambda: gather_capitation(ctx, params), args.repeat)
-    print(f"汇总（gather，{len(inputs)} 个医共体）：最快 {gather_min:.3f} 秒，中位 {gather_median:.3f} 秒")
 
     def settle():
         run = start_run("capitation", year, sync=True)
@@ -106,9 +92,29 @@ def main():
             sys.exit(f"结算失败：{run.failure_reason}")
         return run
 
-    run_min, run_median, run = timed(settle, args.repeat)
-    print(f"整次结算（{run.units_total} 个医共体，含写入结果）：最快 {run_min:.3f} 秒，中位 {run_median:.3f} 秒")
+    # The three are measured in turns, so that a change in the host's speed during the bench (seen
+    # here: 30% within minutes) touches them alike; each round's own ratio is printed as well.
+    times = {"ref": [], "gather": [], "run": []}
+    for _ in range(args.repeat):
+        for key, fn in (("ref", reference_query), ("gather", lambda: gather_capitation(ctx, params)), ("run", settle)):
+            started = time.perf_counter()
+            result = fn()
+            times[key].append(time.perf_counter() - started)
+            if key == "ref":
+                groups = result
+            elif key == "gather":
+                inputs = result
+            else:
+                run = result
+    ref_min, gather_min, run_min = (min(times[k]) for k in ("ref", "gather", "run"))
+    median = statistics.median
+    print(f"参照查询（{groups:,} 个机构）：最快 {ref_min:.3f} 秒，中位 {median(times['ref']):.3f} 秒")
+    print(f"汇总（gather，{len(inputs)} 个医共体）：最快 {gather_min:.3f} 秒，中位 {median(times['gather']):.3f} 秒")
+    print(f"整次结算（{run.units_total} 个医共体，含写入结果）：最快 {run_min:.3f} 秒，中位 {median(times['run']):.3f} 秒")
     print(f"倍数：整次结算 / 参照查询 = {run_min / ref_min:.2f}×（目标 ≤ 3×）；汇总 / 参照查询 = {gather_min / ref_min:.2f}×")
+    rounds = [r / q for r, q in zip(times["run"], times["ref"])]
+    print("各轮倍数（同一轮内整次结算 / 参照查询）：" + "、".join(f"{x:.2f}×" for x in rounds)
+          + f"，中位 {median(rounds):.2f}×")
     print("系统负载（1/5/15 分钟）：" + " / ".join(f"{x:.2f}" for x in os.getloadavg()) + "（其他进程争用 CPU 时倍数偏高）")
 
     totals = UnitResult.objects.filter(run=run)

@@ -94,18 +94,14 @@ def main():
 
     # The three are measured in turns, so that a change in the host's speed during the bench (seen
     # here: 30% within minutes) touches them alike; each round's own ratio is printed as well.
-    times = {"ref": [], "gather": [], "run": []}
+    steps = {"ref": reference_query, "gather": lambda: gather_capitation(ctx, params), "run": settle}
+    times, last = {key: [] for key in steps}, {}
     for _ in range(args.repeat):
-        for key, fn in (("ref", reference_query), ("gather", lambda: gather_capitation(ctx, params)), ("run", settle)):
+        for key, step in steps.items():
             started = time.perf_counter()
-            result = fn()
+            last[key] = step()
             times[key].append(time.perf_counter() - started)
-            if key == "ref":
-                groups = result
-            elif key == "gather":
-                inputs = result
-            else:
-                run = result
+    groups, inputs, run = last["ref"], last["gather"], last["run"]
     ref_min, gather_min, run_min = (min(times[k]) for k in ("ref", "gather", "run"))
     median = statistics.median
     print(f"参照查询（{groups:,} 个机构）：最快 {ref_min:.3f} 秒，中位 {median(times['ref']):.3f} 秒")

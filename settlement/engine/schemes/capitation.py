@@ -476,6 +476,7 @@ def gather_capitation(ctx: RunContext, params: CapitationParams, unit_code=None)
 
 
 def _tuned(segments, query, *args):
+    """`query(*args, segments)` in a transaction of its own, with the gather's settings."""
     with transaction.atomic():
         segments.tune()
         return query(*args, segments)

@@ -1,9 +1,9 @@
 """A deterministic synthetic Huzhou-like city for demos and load tests (`manage.py seed_demo`).
 
-`small` (a few thousand persons) lands through bulk_create in one transaction on SQLite or
-PostgreSQL, and is what `make run` seeds on every start; `city` (≈ a third of SPEC §8) streams
-through PostgreSQL COPY in chunks of persons so memory stays bounded. Running either again when the
-demo data is present changes nothing and only prints the logins.
+`small` (a few thousand persons) lands through bulk_create in one transaction, and is what
+`make run` seeds on every start; `city` (≈ a third of SPEC §8) streams through PostgreSQL COPY in
+chunks of persons so memory stays bounded. Running either again when the demo data is present
+changes nothing and only prints the logins.
 """
 import dataclasses
 import time
@@ -103,8 +103,6 @@ def seed_demo(size="small", year=None, log=print):
     if size not in SIZES:
         raise DemoError(f"规模“{size}”无效，可选：{', '.join(SIZES)}")
     profile = SIZES[size]
-    if profile.copy and connection.vendor != "postgresql":
-        raise DemoError(f"“{size}”规模需要 PostgreSQL（使用 COPY 批量写入）；SQLite 请使用 --size small。")
     if demo_present():
         log("演示数据已存在，未做任何修改。")
         return SeedResult(already_present=True, logins=demo_logins())

@@ -1,4 +1,4 @@
-"""Two ways to land the generated rows: Django bulk_create (any database) and PostgreSQL COPY.
+"""Two ways to land the generated rows: Django bulk_create and PostgreSQL COPY.
 
 Neither writes django-simple-history rows for the transaction tables: bulk_create and COPY bypass
 `save()`. That is acceptable for synthetic seed data; the master data is written with history.
@@ -10,7 +10,7 @@ from django.db import connection
 
 
 class BulkWriter:
-    """Model instances in batches through `bulk_create`; works on SQLite and PostgreSQL."""
+    """Model instances in batches through `bulk_create`."""
 
     def __init__(self, batch_size=2000):
         self.batch_size = batch_size
@@ -45,7 +45,7 @@ class CopyWriter:
 
 
 def reset_sequences(models):
-    """Rows were numbered by the generator: move the id sequences past them (no-op on SQLite)."""
+    """Rows were numbered by the generator: move the id sequences past them."""
     statements = connection.ops.sequence_reset_sql(no_style(), models)
     if statements:
         with connection.cursor() as cursor:

@@ -36,7 +36,7 @@ from .models import PaymentPolicy, UnitResult
 from .params import from_json
 from .schemes.bed_day import BedDayParams, bed_day_monitoring
 from .schemes.drg import DrgParams, case_derivation
-from .services import SettlementError, require_postgresql
+from .services import SettlementError
 
 CASES_PER_PAGE = 100
 
@@ -234,12 +234,8 @@ def bed_day_monitoring_view(model_admin, request):
         raise PermissionDenied
     scope = scope_for(request.user)
     form = MonitoringForm(request.GET or {"year": datetime.date.today().year - 1})
-    rows, region_code, error = [], None, None
-    try:
-        require_postgresql("床日付费监测")
-    except SettlementError as exc:
-        error = str(exc)
-    if error is None and form.is_valid():
+    rows, region_code = [], None
+    if form.is_valid():
         year = form.cleaned_data["year"]
         region = form.cleaned_data["region"]
         region_code = region.code if region else None
@@ -251,7 +247,6 @@ def bed_day_monitoring_view(model_admin, request):
             rows = [row for row in rows if row.unit_code in scope.unit_codes]
     return TemplateResponse(request, "settlement/inpatient/bed_day_monitoring.html", {
         **model_admin.admin_site.each_context(request), "title": "床日付费监测", "form": form, "rows": rows,
-        "error": error,
         "opts": model_admin.opts,
     })
 

@@ -100,9 +100,6 @@ class SchemeRule(ABC):
     # True where the fund pays each claim's 统筹支付 as it occurs (SPEC §6: only capitation),
     # so A counts as already paid.
     actual_counts_as_paid: ClassVar[bool] = False
-    # True where gather uses PostgreSQL-only SQL (casts, FILTER, arrays, SET LOCAL); the engine then
-    # refuses the scheme on the embedded SQLite database with a clear message instead of failing mid-run.
-    requires_postgresql: ClassVar[bool] = False
 
     @abstractmethod
     def gather(self, ctx: RunContext, params) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from .base import q2
 from .models import PaymentPolicy, RunStatus, SettlementRun
 from .schemes.drg import BasePointProposal, DrgParams, base_point_proposals
 from .services import (
-    SettlementError, _require, check_year, policy_parameters, require_postgresql, resolve_policy,
+    SettlementError, _require, check_year, policy_parameters, resolve_policy,
 )
 
 CHANGE_REASON = "基准点数测算采纳"
@@ -91,7 +91,6 @@ def settled_runs(year) -> list[SettlementRun]:
 def preview(year, params: DrgParams | None = None) -> list[CalibrationRow]:
     """The year's proposals (by DRG code) with the current catalogue figures; refuses an empty history."""
     year = check_year(year)
-    require_postgresql("DRG基准点数测算")
     if params is None:
         params, _ = calibration_params(year)
     proposals = base_point_proposals(year, params)

@@ -1,4 +1,4 @@
-"""Small SQL helpers shared by the schemes' set-based gathers (PostgreSQL first, SQLite where easy).
+"""Small SQL helpers shared by the schemes' set-based gathers (PostgreSQL).
 
 Month arithmetic of SPEC §6.1: a period [start, end] counts for month m of the settlement year when
 start ≤ last day of m and (no end or end ≥ last day of m). With month numbers relative to the year
@@ -14,7 +14,7 @@ _NAMED = re.compile(r"%\((\w+)\)s")
 
 
 def positional(sql, named):
-    """Rewrite %(name)s placeholders as %s with a matching list (RawSQL and both backends accept it)."""
+    """Rewrite %(name)s placeholders as %s with a matching list (RawSQL accepts it)."""
     params = []
 
     def take(match):
@@ -24,19 +24,13 @@ def positional(sql, named):
     return _NAMED.sub(take, sql), params
 
 
-def is_postgres():
-    return connection.vendor == "postgresql"
-
-
 def month_no(expr, year):
-    """Month number of a date relative to January of `year` (Jan = 1, Dec of the year before = 0); on
-    PostgreSQL clamped to 0 … 13 (any earlier date is 0, any later one 13)."""
-    if is_postgres():
-        # A binary search over the year's thirteen month starts (0 before January, 13 from the next
-        # January on): about twice as fast as date_part arithmetic over half a million contracts.
-        # Clamping to 0…13 changes no result: every caller clamps to the year's months 1…12 anyway.
-        return f"width_bucket({expr}, {_month_starts(year)})"
-    return f"((CAST(strftime('%%Y', {expr}) AS integer) - {int(year)}) * 12 + CAST(strftime('%%m', {expr}) AS integer))"
+    """Month number of a date relative to January of `year` (Jan = 1, Dec of the year before = 0),
+    clamped to 0 … 13 (any earlier date is 0, any later one 13)."""
+    # A binary search over the year's thirteen month starts (0 before January, 13 from the next
+    # January on): about twice as fast as date_part arithmetic over half a million contracts.
+    # Clamping to 0…13 changes no result: every caller clamps to the year's months 1…12 anyway.
+    return f"width_bucket({expr}, {_month_starts(year)})"
 
 
 def _month_starts(year):
@@ -52,42 +46,35 @@ def first_month(expr, year):
 
 def last_month(expr, year):
     """Last counted month of a period ending on `expr` (NULL = open-ended → December)."""
-    next_day = f"({expr} + 1)" if is_postgres() else f"date({expr}, '+1 day')"
-    return f"COALESCE({month_no(next_day, year)} - 1, 12)"
+    return f"COALESCE({month_no(f'({expr} + 1)', year)} - 1, 12)"
 
 
 def month_start(month_expr, year):
     """First day of month number `month_expr` (relative to January of `year`: 1 … 12, or 13 for the next
     January) as a date."""
-    if is_postgres():
-        # A subscript of the year's month starts: cheaper than make_date arithmetic, which the
-        # segment tables evaluate for every contract.
-        return f"({_month_starts(year)})[{month_expr}]"
-    return f"date('{int(year):04d}-01-01', '+' || (({month_expr}) - 1) || ' months')"
+    # A subscript of the year's month starts: cheaper than make_date arithmetic, which the
+    # segment tables evaluate for every contract.
+    return f"({_month_starts(year)})[{month_expr}]"
 
 
 def greatest(*exprs):
-    return f"{'GREATEST' if is_postgres() else 'MAX'}({', '.join(exprs)})"
+    return f"GREATEST({', '.join(exprs)})"
 
 
 def least(*exprs):
-    return f"{'LEAST' if is_postgres() else 'MIN'}({', '.join(exprs)})"
+    return f"LEAST({', '.join(exprs)})"
 
 
 def sum_money(expr):
-    """An exact money sum: numeric on PostgreSQL; integer 分 on SQLite (whose SUM of decimals is float)."""
-    if is_postgres():
-        return f"COALESCE(SUM({expr}), 0)"
-    return f"COALESCE(SUM(CAST(ROUND({expr} * 100) AS integer)), 0)"
+    """An exact money sum (numeric), 0 for no rows."""
+    return f"COALESCE(SUM({expr}), 0)"
 
 
 def money_value(raw):
     """Decimal yuan from a `sum_money` column."""
     if raw is None:
         return Decimal("0.00")
-    if is_postgres():
-        return Decimal(raw).quantize(Decimal("0.01"))
-    return (Decimal(int(raw)) / 100).quantize(Decimal("0.01"))
+    return Decimal(raw).quantize(Decimal("0.01"))
 
 
 def fetch(sql, named):

@@ -12,8 +12,8 @@ inside a caller's transaction. A chunk lands one of two ways:
   DISTINCT FROM for its changed rows, each with its history rows ('+', '~'); unchanged rows get
   neither. Both ways write the same rows and the same history.
 
-Other databases (the SQLite demo) land row by row through the ORM, whose history signals write the
-same history rows.
+Resources marked `orm_only` (small self-referencing master data) land row by row through the ORM,
+whose history signals write the same history rows.
 """
 import io
 import queue
@@ -40,14 +40,15 @@ def _q(name):
     return connection.ops.quote_name(name)
 
 
-def make_lander(resource, ctx):
-    if connection.vendor == "postgresql" and not resource.orm_only:
+def make_lander(resource, ctx, before_commit=None):
+    """`before_commit(cursor)` runs last inside the landing transaction; raising there lands nothing."""
+    if not resource.orm_only:
         # A second connection sees only committed rows; inside a caller's transaction (a test, a
         # larger unit of work) the rows this file refers to may not be committed yet.
         if connection.in_atomic_block:
-            return CopyLander(resource, ctx)
-        return OverlappedCopyLander(resource, ctx)
-    return OrmLander(resource, ctx)
+            return CopyLander(resource, ctx, before_commit)
+        return OverlappedCopyLander(resource, ctx, before_commit)
+    return OrmLander(resource, ctx, before_commit)
 
 
 def _insert_defaults(model, columns):
@@ -355,12 +356,13 @@ def _probe_by_index(cursor):
 class _Lander:
     """Validated rows in, formatted chunks out (in the validating thread); subclasses land them."""
 
-    def __init__(self, resource, ctx):
+    def __init__(self, resource, ctx, before_commit=None):
         self.resource = resource
         self.ctx = ctx
         self.model = resource.model
         self.plan = None
         self.buffer = []
+        self.before_commit = before_commit
 
     def add(self, values, number):
         if self.plan is None:
@@ -381,8 +383,8 @@ class CopyLander(_Lander):
     """Inside a caller's transaction: chunks wait in a temporary file and land at `land()` on this
     connection, so nothing is written before the whole file has been validated."""
 
-    def __init__(self, resource, ctx):
-        super().__init__(resource, ctx)
+    def __init__(self, resource, ctx, before_commit=None):
+        super().__init__(resource, ctx, before_commit)
         self.spool = None
         self.chunks = []  # (ids, rows, length) in spool order
 
@@ -408,6 +410,8 @@ class CopyLander(_Lander):
             landing.finish()
             cursor.execute("SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true)",
                            [hashjoin, mergejoin])
+            if self.before_commit:
+                self.before_commit(cursor)
         self.discard()
         return landing.created, landing.updated
 
@@ -436,8 +440,8 @@ class OverlappedCopyLander(_Lander):
     rejected file, any error) rolls the whole transaction back, so a failure still lands nothing.
     """
 
-    def __init__(self, resource, ctx):
-        super().__init__(resource, ctx)
+    def __init__(self, resource, ctx, before_commit=None):
+        super().__init__(resource, ctx, before_commit)
         self.queue = queue.Queue(maxsize=3)  # bounds memory: a few chunks in flight
         self.thread = None
         self.error = None
@@ -465,6 +469,7 @@ class OverlappedCopyLander(_Lander):
     def _work(self):
         from django.db import connections
 
+        committing = False
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 self._begin(cursor)
@@ -472,17 +477,21 @@ class OverlappedCopyLander(_Lander):
                 while True:
                     chunk = self.queue.get()
                     if chunk is _COMMIT:
+                        committing = True
                         break
                     if chunk is _ROLLBACK:
                         raise _RolledBack
                     landing.land(chunk)
                 landing.finish()
+                if self.before_commit:
+                    self.before_commit(cursor)
                 self.created, self.updated = landing.created, landing.updated
         except _RolledBack:
             pass
         except BaseException as exc:  # handed to the validating thread at its next flush or at land()
             self.error = exc
-            while self.queue.get() not in (_COMMIT, _ROLLBACK):
+            # Once _COMMIT is taken (a failure at the end, a cancelled job), land() waits in join().
+            while not committing and self.queue.get() not in (_COMMIT, _ROLLBACK):
                 pass
         finally:
             connections.close_all()
@@ -511,12 +520,13 @@ class OverlappedCopyLander(_Lander):
 
 
 class OrmLander:
-    """Row by row through the ORM (SQLite demo, small self-referencing master data)."""
+    """Row by row through the ORM (small self-referencing master data)."""
 
-    def __init__(self, resource, ctx):
+    def __init__(self, resource, ctx, before_commit=None):
         self.resource = resource
         self.ctx = ctx
         self.rows = []
+        self.before_commit = before_commit
 
     def add(self, values, number):
         self.rows.append(values)
@@ -553,6 +563,9 @@ class OrmLander:
                 obj._history_user = self.ctx.user
                 obj._change_reason = CHANGE_REASON
                 obj.save()
+            if self.before_commit:
+                with connection.cursor() as cursor:
+                    self.before_commit(cursor)
         self.rows = []
         return created, updated
 

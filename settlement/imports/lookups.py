@@ -35,10 +35,6 @@ class Lookup:
     def query(self, codes):
         # One array parameter instead of an ORM `__in` list: building and quoting 20,000 bind
         # parameters cost more Python time than the query itself (the managers here do not filter).
-        if connection.vendor != "postgresql":
-            return self.model._default_manager.filter(**{f"{self.field}__in": codes}).values_list(
-                self.field, *self.values
-            )
         meta = self.model._meta
         quote = connection.ops.quote_name
         fields = [meta.pk if name == "pk" else meta.get_field(name) for name in (self.field, *self.values)]

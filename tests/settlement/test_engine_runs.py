@@ -3,7 +3,7 @@ import datetime
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -118,10 +118,8 @@ def test_cannot_start_twice_at_once():
     SettlementRun.objects.filter(pk=run.pk).update(status=RunStatus.COMPUTING)
     with pytest.raises(SettlementError, match="正在计算中"):
         start_run("capitation", 2025, sync=True)
-    # and the database itself refuses a second computing run of the same settlement (PostgreSQL:
-    # SQLite ignores nulls_distinct, and a city-wide run's region is NULL)
-    if connection.vendor != "postgresql":
-        return
+    # and the database itself refuses a second computing run of the same settlement (NULLS NOT
+    # DISTINCT: a city-wide run's region is NULL)
     with pytest.raises(IntegrityError), transaction.atomic():
         SettlementRun.objects.create(scheme="capitation", year=2025, version=2, status=RunStatus.COMPUTING)
 

@@ -14,8 +14,6 @@ from settlement.models import CapitationStandard, OutpatientClaim
 from tests.settlement.test_import_support import city, model_counts, write_csv  # noqa: F401
 
 CLAIM_HEADERS = ["结算流水号", "身份证号", "机构编码", "就诊日期", "门诊类型", "病种编码", "总费用", "统筹支付", "个人负担", "转诊"]
-# The SQLite demo lands row by row through the ORM; these are the PostgreSQL ways.
-pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY landing is PostgreSQL's")
 ROW_FIELDS = ("serial", "person_id", "institution_id", "visit_date", "insurance_type", "visit_type", "disease_id",
               "total_cost", "fund_paid", "personal_paid", "referral")
 

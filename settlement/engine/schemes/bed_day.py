@@ -188,7 +188,6 @@ def bed_day_monitoring(ctx: RunContext, params: BedDayParams) -> list[BedDayMoni
 class BedDayRule(SchemeRule):
     scheme = Scheme.BED_DAY.value
     params_class = BedDayParams
-    requires_postgresql = True
 
     def gather(self, ctx, params):
         return gather_bed_day(ctx, params)

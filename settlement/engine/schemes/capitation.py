@@ -277,10 +277,10 @@ def _segments_sql(year, named, region_code=None, unit_code=None):
 class Segments:
     """`seg` for the several queries of one gather, computed once.
 
-    On PostgreSQL it is written to an unlogged table (analysed, so the planner knows its size;
-    parallel workers can read it, unlike a temporary table), and the queries run with a larger
-    work_mem and without JIT (`tune`), so the join with a year of claims stays in memory and the
-    month ranges are not recomputed for every claim. Elsewhere each query carries the CTE.
+    It is written to an unlogged table (analysed, so the planner knows its size; parallel workers
+    can read it, unlike a temporary table), and the queries run with a larger work_mem and without
+    JIT (`tune`), so the join with a year of claims stays in memory and the month ranges are not
+    recomputed for every claim.
 
     By default the table lives inside the caller's transaction and a rollback takes it away.
     `shared` (outside any transaction) commits it, so that a second connection can read it too;
@@ -293,8 +293,6 @@ class Segments:
         self.table = None
 
     def __enter__(self):
-        if not S.is_postgres():
-            return self
         if self.shared:
             _drop_abandoned_segments()
         connection.ensure_connection()
@@ -323,19 +321,16 @@ class Segments:
 
     def tune(self):
         """The gather's work_mem and no JIT, for the rest of the current transaction."""
-        if self.table:
-            with connection.cursor() as cursor:
-                cursor.execute(f"SET LOCAL work_mem = '{_work_mem()}'")
-                cursor.execute("SET LOCAL jit = off")
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL work_mem = '{_work_mem()}'")
+            cursor.execute("SET LOCAL jit = off")
 
     def cte(self, named):
-        """The `seg` CTE for one more query, registering the year's parameters. On PostgreSQL it is
-        NOT MATERIALIZED: a query may name it twice, and a materialized CTE would keep the query
-        from running its parts in parallel workers."""
-        if self.table:
-            _year_params(self.year, named)
-            return f"seg AS NOT MATERIALIZED (SELECT * FROM {self.table})"
-        return _segments_sql(self.year, named, self.region_code, self.unit_code)
+        """The `seg` CTE for one more query, registering the year's parameters. It is NOT
+        MATERIALIZED: a query may name it twice, and a materialized CTE would keep the query from
+        running its parts in parallel workers."""
+        _year_params(self.year, named)
+        return f"seg AS NOT MATERIALIZED (SELECT * FROM {self.table})"
 
 
 def _drop_abandoned_segments():
@@ -365,9 +360,7 @@ def _work_mem():
 
 
 def _claim_month(year):
-    if S.is_postgres():
-        return "CAST(EXTRACT(MONTH FROM cl.visit_date) AS integer)"
-    return "CAST(strftime('%%m', cl.visit_date) AS integer)"
+    return "CAST(EXTRACT(MONTH FROM cl.visit_date) AS integer)"
 
 
 def _claims_sql(year, visit_types, named):
@@ -460,7 +453,7 @@ def gather_capitation(ctx: RunContext, params: CapitationParams, unit_code=None)
     year = ctx.year
     standards = resolve_standards(year)
     scope = (year, ctx.region_code, unit_code)
-    if S.is_postgres() and not connection.in_atomic_block:
+    if not connection.in_atomic_block:
         # The heads on a second connection while this one sums the claims: the two cores share the
         # work instead of one waiting while the other sorts heads.
         with Segments(*scope, shared=True) as segments, concurrent.futures.ThreadPoolExecutor(1) as pool:

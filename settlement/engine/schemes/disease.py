@@ -187,7 +187,6 @@ def disease_exit_counts(year: int, institution_id: int, disease_code: str, exite
 class DiseaseRule(SchemeRule):
     scheme = Scheme.DISEASE.value
     params_class = DiseaseParams
-    requires_postgresql = True
 
     def exited_case_ids(self, ctx: RunContext) -> set[int]:
         """Case ids of the approved 退出按病种付费 requests of the year's cases."""

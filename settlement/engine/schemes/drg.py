@@ -509,7 +509,6 @@ def prepayment_amount(points: Decimal, estimated_pv: Decimal, ratio: Decimal) ->
 class DrgRule(SchemeRule):
     scheme = Scheme.DRG.value
     params_class = DrgParams
-    requires_postgresql = True
 
     def approved_points(self, ctx: RunContext) -> dict[int, Decimal]:
         """case id → approved 特病单议 / 新技术 final points of the year's cases (pending and rejected don't count)."""

@@ -1,5 +1,5 @@
 """Writes to users, roles and memberships."""
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -112,8 +112,16 @@ def create_user(username, role, scope_code=None, password=None):
     elif scope_code:
         raise ValidationError(f"{Role.LABELS[role]}用户的范围是全市，不需要 --scope")
 
-    sync_role_groups()
     User = get_user_model()
+    if password:
+        # Checked before anything is written, so a refused password creates no account at all.
+        existing = User.objects.filter(username=username).first()
+        try:
+            password_validation.validate_password(password, user=existing or User(username=username))
+        except ValidationError as exc:
+            raise ValidationError("密码不符合要求：" + "".join(exc.messages)) from None
+
+    sync_role_groups()
     user, _ = User.objects.get_or_create(username=username)
     user.is_staff = True
     user.is_superuser = False

@@ -4,7 +4,7 @@ import datetime
 from collections import defaultdict
 from decimal import Decimal
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, Sum
 from django.db.models.functions import ExtractMonth
@@ -24,6 +24,7 @@ CHART_TOP, CHART_LABEL_W = 10, 160
 # county bureaus, hospitals, auditors; not the health commission). Scope then limits what it shows.
 # templates/admin/index.html and the changelist links test the same permission through `perms`.
 DASHBOARD_PERMISSION = "settlement.view_budget"
+MIN_YEAR, MAX_YEAR = 2000, 2100
 
 
 def may_view_dashboard(user):
@@ -120,10 +121,16 @@ def dashboard(request):
 
     if not may_view_dashboard(request.user):
         raise PermissionDenied("您没有查看医共体运行监测看板的权限")
+    current = timezone.localdate().year
+    asked = request.GET.get("year", "").strip()
     try:
-        year = int(request.GET.get("year") or timezone.localdate().year)
+        year = int(asked) if asked else current
     except ValueError:
-        year = timezone.localdate().year
+        year = None
+    if year is None or not MIN_YEAR <= year <= MAX_YEAR:
+        # A hand-edited or stale link: show this year and say why, rather than fail on date(0, 1, 1).
+        messages.warning(request, f"年份“{asked[:20]}”无效（应为{MIN_YEAR}—{MAX_YEAR}之间的年份），已显示{current}年的数据")
+        year = current
     user = request.user
     alliances = restrict(Alliance.objects.select_related("county"), user).order_by("code")
     counties = _visible_counties(user, alliances).order_by("code")

@@ -1,4 +1,5 @@
 import pytest
+from django.test import Client, RequestFactory
 
 from alliances.services import create_user
 from tests import factories
@@ -25,6 +26,20 @@ def make_user(db):
     return make
 
 
+class _LoginClient(Client):
+    def login(self, **credentials):
+        # django-axes, first in AUTHENTICATION_BACKENDS, refuses authenticate() without a request;
+        # give it the one the login page would, so it counts attempts here as it does there.
+        credentials.setdefault("request", RequestFactory().post("/admin/login/"))
+        return super().login(**credentials)
+
+
+@pytest.fixture
+def client():
+    """pytest-django's client, whose login() works with axes switched on."""
+    return _LoginClient()
+
+
 @pytest.fixture(autouse=True)
 def tasks_in_process(settings, tmp_path):
     """Run tasks in-process unless a test asks for the real worker; keep uploads in tmp."""
@@ -37,4 +52,4 @@ def tasks_in_process(settings, tmp_path):
     celery_app.conf.task_always_eager = previous
 
 
-from tests.worker import celery_worker_process  # noqa: E402,F401  (fixture)
+from tests.worker import celery_worker_process, worker_factory  # noqa: E402,F401  (fixtures)

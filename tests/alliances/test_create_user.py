@@ -1,14 +1,20 @@
 """`python manage.py create_user <username> --role <role> [--scope <code>] [--password <pw>]` (SPEC §5)."""
+import os
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.utils import translation
 
 from alliances.models import UserScope
 from tests import factories
 
 PASSWORD = "pw-Cmd-2026"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -141,3 +147,48 @@ def test_unknown_role_is_refused_in_chinese(places):
     with pytest.raises(CommandError, match="角色“boss”无效"):
         call_command("create_user", "someone", "--role", "boss")
     assert not get_user_model().objects.filter(username="someone").exists()
+
+
+@pytest.mark.parametrize(
+    "password, reasons",
+    [
+        ("123", ["密码长度太短。密码必须包含至少 8 个字符。", "这个密码太常见了。", "密码只包含数字。"]),
+        ("password", ["这个密码太常见了。"]),
+        ("someone2026", ["密码跟 用户名 太相似了。"]),
+    ],
+)
+def test_weak_password_is_refused_in_chinese_on_one_line_and_creates_nobody(places, password, reasons):
+    # Whatever language the caller has active, the refusal is the portal's language.
+    with translation.override("en"), pytest.raises(CommandError) as info:
+        call_command("create_user", "someone", "--role", "city", "--password", password)
+    message = str(info.value)
+    assert message == "密码不符合要求：" + "".join(reasons)
+    assert "\n" not in message
+    assert not get_user_model().objects.filter(username="someone").exists()
+    assert not UserScope.objects.exists()
+
+
+def test_weak_password_leaves_an_existing_user_as_it_was(places, client):
+    _run("keeper", "--role", "hospital", "--scope", "H33050200002")
+    with pytest.raises(CommandError, match="密码不符合要求"):
+        call_command("create_user", "keeper", "--role", "county", "--scope", "330502", "--password", "12345678")
+    profile = UserScope.objects.get(user__username="keeper")
+    assert (profile.role, profile.institution.code) == ("hospital", "H33050200002")
+    assert client.login(username="keeper", password=PASSWORD)
+
+
+def test_weak_password_makes_the_command_exit_non_zero(places):
+    from django.db import connection
+
+    # The command as an operator runs it, on the test database: a non-zero exit and one Chinese line.
+    db = connection.settings_dict
+    url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "create_user", "u", "--role", "city", "--password", "123"],
+        cwd=ROOT, env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "CommandError: 密码不符合要求：密码长度太短。密码必须包含至少 8 个字符。这个密码太常见了。密码只包含数字。"
+    )
+    assert not get_user_model().objects.filter(username="u").exists()

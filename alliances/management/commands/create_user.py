@@ -1,8 +1,10 @@
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
 
 from alliances.scope import Role
 from alliances.services import create_user
@@ -19,6 +21,11 @@ class Command(BaseCommand):
         parser.add_argument("--password", help="不填则为新用户生成一个随机密码并显示一次")
 
     def handle(self, username, role, scope=None, password=None, **options):
+        # Django's own messages (the password validators') follow the active language, not the portal's.
+        with translation.override(settings.LANGUAGE_CODE):
+            self._create(username, role, scope, password)
+
+    def _create(self, username, role, scope, password):
         generated = None
         if not password:
             existing = get_user_model().objects.filter(username=username).first()

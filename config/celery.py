@@ -1,6 +1,6 @@
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -10,3 +10,30 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(
     lambda: ["alliances", "contracts", "settlement", "settlement.imports", "settlement.engine"]
 )
+
+
+# Jobs of a worker killed hard would look busy until the broker's visibility timeout; see
+# settlement/jobs.py for how a starting or running worker notices them.
+@signals.worker_init.connect
+def _sweep_dead_incarnation(sender=None, **kwargs):
+    # worker_init comes before the consumer starts: nothing of this incarnation is held yet.
+    import django
+
+    django.setup()
+    from settlement import jobs
+
+    jobs.worker_starting(sender.hostname)
+
+
+@signals.worker_ready.connect
+def _start_job_heartbeat(sender=None, **kwargs):
+    from settlement import jobs
+
+    jobs.start_monitor(sender.hostname)
+
+
+@signals.worker_shutdown.connect
+def _stop_job_heartbeat(**kwargs):
+    from settlement import jobs
+
+    jobs.stop_monitor()

@@ -1,23 +1,30 @@
 """Thin Celery wrappers around the settlement services (one task per unit, SPEC §7).
 
-Unit tasks carry only (run id, unit code): the unit's inputs are stored in `RunUnit` by the gather
-step, so a redelivered or resumed task recomputes the very same figures.
+Unit tasks carry (run id, unit code, computation): the unit's inputs are stored in `RunUnit` by the
+gather step, so a redelivered or resumed task recomputes the very same figures, and one sent by an
+earlier computation of the run finds its number outdated and writes nothing.
+
+All three are idempotent (a gather replaces its computation's inputs, a unit upserts its result and
+counts once, a prepayment upserts the month's rows), so each is acknowledged only once done and
+requeued when its pool process dies: a worker killed mid-task loses no work.
 """
 from celery import shared_task
 
 from . import services
 
-
-@shared_task(acks_late=True)
-def gather_run_task(job_id, run_id):
-    services.gather_run(run_id)
+IDEMPOTENT = {"acks_late": True, "reject_on_worker_lost": True}
 
 
-@shared_task(acks_late=True)
-def compute_unit_task(run_id, unit_code):
-    services.compute_unit(run_id, unit_code)
+@shared_task(**IDEMPOTENT)
+def gather_run_task(job_id, run_id, computation=None):
+    services.gather_run(run_id, computation=computation)
 
 
-@shared_task(acks_late=True)
+@shared_task(**IDEMPOTENT)
+def compute_unit_task(run_id, unit_code, computation=None):
+    services.compute_unit(run_id, unit_code, computation=computation)
+
+
+@shared_task(**IDEMPOTENT)
 def prepayment_task(scheme, year, month, region_code=None):
     return services.run_prepayment(scheme, year, month, region_code)

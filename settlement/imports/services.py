@@ -103,7 +103,9 @@ def import_file(resource, path, user=None, land_good_rows=False, job_id=None, er
     table = open_table(path)
     result = ImportResult(resource=spec.name, title=spec.title)
     ctx = ImportContext(spec, user, lookups())
-    lander = make_lander(spec, ctx)
+    # A job's import commits only while the job still runs: cancelled (or declared dead) before the
+    # last step, it lands nothing; the job turns 已完成 in the transaction that lands the rows.
+    lander = make_lander(spec, ctx, before_commit=(lambda cursor: jobs.mark_landed(cursor, job_id)) if job_id else None)
     workbook = None
 
     def reject(number, cells, errors):
@@ -124,7 +126,7 @@ def import_file(resource, path, user=None, land_good_rows=False, job_id=None, er
 
     def progress(done):
         if job_id:
-            jobs.advance(job_id, done)
+            jobs.checkpoint(job_id, done)  # raises JobStopped once the job is cancelled
 
     if job_id:
         jobs.set_total(job_id, table.total)
@@ -175,18 +177,119 @@ def _few_collections():
 
 def submit_import(resource, upload, user, land_good_rows=False):
     """Queue an uploaded file as an import Job (the admin door); the worker runs `import_file`."""
+    from django.conf import settings
     from django.db import transaction
 
-    from settlement.models import JobKind
+    from config.uploads import too_large_message
+    from settlement.models import Job, JobKind
 
     from .tasks import run_import_job
 
     spec = get_resource(resource)
     check_permission(spec, user)
-    with transaction.atomic():
-        job = jobs.create_job(
-            JobKind.IMPORT, f"导入{spec.title}：{Path(upload.name).name}", user=user,
-            params={"resource": spec.name, "land_good_rows": bool(land_good_rows)}, input_file=upload,
-        )
-        jobs.enqueue(job, run_import_job)
+    if getattr(upload, "refused", False) or upload.size > settings.IMPORT_MAX_FILE_BYTES:
+        # Refused before saving: the job would refuse it anyway, after it had been copied to MEDIA.
+        raise ImportRejected(too_large_message())
+    job = None
+    try:
+        with transaction.atomic():
+            job = jobs.create_job(
+                JobKind.IMPORT, f"导入{spec.title}：{Path(upload.name).name}", user=user,
+                params={"resource": spec.name, "land_good_rows": bool(land_good_rows)},
+            )
+            # Saved once the row exists, so whatever fails from here on knows which file to take back.
+            job.input_file.save(Path(upload.name).name, upload)
+            jobs.enqueue(job, run_import_job)
+    except BaseException:
+        # A rolled-back job leaves its file behind in MEDIA, owned by nothing and never shown.
+        if job is not None and job.input_file and not Job.objects.filter(pk=job.pk).exists():
+            job.input_file.delete(save=False)
+        raise
     return job
+
+
+# --- cancel and retry (the import job page) --------------------------------------------------
+
+
+def may_manage_import(job, user):
+    """The submitter or the city bureau may cancel or retry an import: the file holds their data."""
+    from alliances.scope import Role, scope_for
+
+    if user is None or not user.is_active:
+        return False
+    if user.is_superuser or (job.user_id is not None and job.user_id == user.pk):
+        return True
+    return scope_for(user).role == Role.CITY
+
+
+def _require_manager(job, user, action):
+    if not may_manage_import(job, user):
+        raise ImportRejected(f"只有提交人或市医保局可以{action}该导入任务")
+
+
+def can_cancel_import(job, user):
+    from settlement.models import JobKind
+
+    return job.kind == JobKind.IMPORT and job.status in jobs.ACTIVE and may_manage_import(job, user)
+
+
+def can_retry_import(job, user):
+    from settlement.models import JobKind, JobStatus
+
+    return (job.kind == JobKind.IMPORT and job.status in (JobStatus.FAILED, JobStatus.CANCELLED)
+            and not job.retries.exists() and may_manage_import(job, user))
+
+
+def cancel_import(job, user):
+    """Mark a queued or running import 已取消; its task stops at its next checkpoint and lands nothing."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from settlement.models import Job, JobKind, JobStatus
+
+    _require_manager(job, user, "取消")
+    # One UPDATE on the job row: it waits for a landing transaction that holds the row (its last
+    # step marks the job 已完成) and then finds nothing to cancel, so a cancelled import never lands.
+    with transaction.atomic():
+        cancelled = Job.objects.filter(pk=job.pk, kind=JobKind.IMPORT, status__in=jobs.ACTIVE).update(
+            status=JobStatus.CANCELLED, finished_at=timezone.now(), message="导入已取消，未导入任何数据。",
+        )
+    job.refresh_from_db()
+    if not cancelled:
+        raise ImportRejected(f"该导入任务当前为“{job.get_status_display()}”，不能取消")
+    jobs.append_log(job.pk, f"{user.get_username()}取消了导入")
+    job.refresh_from_db()
+    return job
+
+
+def retry_import(job, user):
+    """Queue a failed or cancelled import again from its stored file with the same options.
+
+    The retry is a new job (the old one keeps how it ended) that runs with the submitter's powers
+    and scope, as the first attempt did, whoever asked for it.
+    """
+    from django.db import transaction
+
+    from settlement.models import Job, JobKind, JobStatus
+
+    from .tasks import run_import_job
+
+    _require_manager(job, user, "重新导入")
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.kind != JobKind.IMPORT or job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise ImportRejected(f"只有失败或已取消的导入任务可以重新导入，该任务当前为“{job.get_status_display()}”")
+        earlier = job.retries.order_by("pk").first()
+        if earlier is not None:
+            raise ImportRejected(f"该任务已重新导入过（任务{earlier.pk}），请在该任务页面查看")
+        if job.user is None or not job.user.is_active:
+            raise ImportRejected("提交人账号已不存在或已停用，不能重新导入")
+        if not job.input_file or not job.input_file.storage.exists(job.input_file.name):
+            raise ImportRejected("该任务的上传文件已不存在，请重新上传")
+        retry = Job.objects.create(
+            kind=job.kind, title=job.title, user=job.user, params=dict(job.params), region_id=job.region_id,
+            institution_id=job.institution_id, input_file=job.input_file.name, retry_of=job,
+        )
+        jobs.append_log(retry.pk, f"{user.get_username()}重新导入任务{job.pk}的文件")
+        jobs.enqueue(retry, run_import_job)
+    return retry

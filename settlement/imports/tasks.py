@@ -16,11 +16,16 @@ logger = logging.getLogger(__name__)
 SHOWN_IN_LOG = 200
 
 
-@shared_task
+# Idempotent, so acknowledged late and requeued when its pool process dies: the rows land in one
+# transaction, so a killed import landed nothing, or (killed after that COMMIT) its job already says
+# 已完成 and claim() leaves it; and landing the same rows again would change nothing anyway.
+# claim() runs a job at most once more, and only when the process that held it is gone.
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def run_import_job(job_id):
+    if not jobs.claim(job_id):
+        return  # cancelled before it started, already run, or still running elsewhere
     job = Job.objects.select_related("user").get(pk=job_id)
     params = job.params
-    jobs.start(job_id)
     if job.user is None or not job.user.is_active:
         # Without its submitter the job would run with an operator's powers: refuse instead.
         jobs.finish(job_id, "提交人账号已不存在或已停用，导入未执行", failed=True)
@@ -32,6 +37,8 @@ def run_import_job(job_id):
                 params["resource"], job.input_file.path, user=job.user, land_good_rows=params.get("land_good_rows", False),
                 job_id=job_id, error_path=error_path,
             )
+        except jobs.JobStopped:
+            return  # cancelled (or swept) meanwhile: the job says so, and nothing landed
         except ImportRejected as exc:
             jobs.finish(job_id, exc.message, failed=True)
             return

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from .models import Alliance, Institution, Membership, Region, UserScope
-from .scoped_admin import ScopedAdmin
+from .scoped_admin import ScopedAdmin, ScopedInline
 
 
 @admin.register(Region)
@@ -21,7 +21,7 @@ class InstitutionAdmin(ScopedAdmin):
     list_select_related = ("county",)
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ScopedInline, admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ("institution",)

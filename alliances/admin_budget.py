@@ -17,7 +17,7 @@ from .budget_models import (
 )
 from .models import Alliance
 from .scope import Role, restrict
-from .scoped_admin import ScopedAdmin
+from .scoped_admin import ScopedAdmin, ScopedInline
 
 
 def _error_text(exc):
@@ -248,7 +248,7 @@ class PlanForm(forms.ModelForm):
         return cleaned
 
 
-class CityItemInline(admin.TabularInline):
+class CityItemInline(ScopedInline, admin.TabularInline):
     model = CityLevelBudgetItem
     extra = 1
     fields = ("item", "note", "amount")
@@ -392,7 +392,7 @@ class WeightFormSet(forms.BaseInlineFormSet):
             raise ValidationError(f"各指标权重合计应为100分，当前为{total.normalize():f}分")
 
 
-class WeightInline(admin.TabularInline):
+class WeightInline(ScopedInline, admin.TabularInline):
     model = AssessmentWeight
     formset = WeightFormSet
     extra = 4

@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from .scope import ScopedModel
+from .scope import OUT_OF_WRITE_SCOPE, ScopedModel, path_value
 
 ZERO = Decimal("0")
 # KF §4(一)5: "预留不超过10%的年度风险储备金".
@@ -71,6 +71,11 @@ class AllianceScoped(ScopedModel):
         if scope.is_hospital:
             return Q(**{f"{cls.scope_alliance}_id__in": scope.alliance_ids})
         return super().scope_filter(scope)
+
+    def write_scope_refusal(self, scope):
+        if scope.is_hospital:
+            return None if path_value(self, self.scope_alliance) in scope.alliance_ids else OUT_OF_WRITE_SCOPE
+        return super().write_scope_refusal(scope)
 
 
 class BudgetApplication(AllianceScoped, models.Model):

@@ -1,11 +1,17 @@
-"""Who may see what (SPEC §1): one restriction used by every query a user can reach.
+"""Who may see and change what (SPEC §1): one restriction for reading, one check for writing.
 
 Every scoped model answers `scope_filter(scope)` with a Q object; `restrict(queryset, user)`
 applies it. Admin changelists, change views, autocompletes, exports, uploads and reports all
 go through `restrict`, so a scope rule is written once.
+
+Writing is checked on the row itself, with the values it is about to be saved with:
+`write_refusal(obj, user)` answers why the user may not write it (or None). It is the read scope
+evaluated on the new values, minus what is public to read but owned by the city bureau (city-wide
+rows, city-wide policies), plus the row's own lock (`locked_reason`, e.g. approved).
 """
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Q
 
 
@@ -50,6 +56,16 @@ class Scope:
     @property
     def read_only(self):
         return self.role == Role.AUDITOR
+
+    @property
+    def writes_all(self):
+        """The city bureau (and superusers) write city-wide; the auditor sees all but writes nothing."""
+        return self.sees_all and self.role == Role.CITY
+
+    def unit_code_allowed(self, code):
+        if self.sees_all:
+            return True
+        return code in self.unit_codes or any(code.startswith(f"{region}-") for region in self.region_codes)
 
     def unit_code_q(self, field_name="unit_code"):
         """Rows keyed by a 单位编码: alliance, institution or DRG pool `<区划>-<等级段>`."""
@@ -128,6 +144,37 @@ def _compute_scope(user) -> Scope:
     return NOTHING
 
 
+OUT_OF_WRITE_SCOPE = "不在您的数据范围内：只能新增或修改本县区（医疗机构为本机构，牵头医院为本医共体）的数据"
+CITY_OWNED = "全市统一的数据由市医保局维护，县区只能提出草稿（测算）"
+READ_ONLY = "审计用户只能查看，不能修改"
+
+
+def write_refusal(obj, user):
+    """Why `user` may not create, change or delete `obj` as it now stands, in Chinese; None if allowed.
+
+    Called with the row's new values (after a form or an import filled them in) and, for changes and
+    deletes, with the stored row too, so a row can neither be reached nor moved out of scope.
+    """
+    scope = scope_for(user)
+    if scope.read_only:
+        return READ_ONLY
+    if scope.role is None:
+        return OUT_OF_WRITE_SCOPE
+    if isinstance(obj, ScopedModel):
+        locked = locked_reason(obj)
+        if locked:
+            return locked
+        if not scope.writes_all:
+            return obj.write_scope_refusal(scope)
+    return None
+
+
+def locked_reason(obj):
+    """Why `obj` is immutable for everyone (approved, or part of an approved run); None if it is not."""
+    hook = getattr(obj, "locked_reason", None)
+    return hook() if hook is not None else None
+
+
 def restrict(queryset, user):
     """Limit any queryset of a scoped model to what `user` may see."""
     scope = scope_for(user)
@@ -148,6 +195,22 @@ class ScopedModel:
     scope_region: str | None = None
     scope_institution: str | None = None
 
+    # A model may also define `locked_reason()` (why the row is immutable for everyone, e.g. approved)
+    # and `is_draft_proposal()` (a city-wide row a county may still write: its own draft 测算).
+
+    def write_scope_refusal(self, scope: Scope):
+        """The read scope evaluated on this row's current values, for a user who is not the city bureau."""
+        if self.scope_region is None and self.scope_institution is None:
+            proposal = getattr(self, "is_draft_proposal", None)
+            if scope.role == Role.COUNTY and proposal is not None and proposal():
+                return None
+            return CITY_OWNED
+        if scope.is_regional and self.scope_region:
+            return None if path_value(self, self.scope_region) in scope.region_ids else OUT_OF_WRITE_SCOPE
+        if scope.is_hospital and self.scope_institution:
+            return None if path_value(self, self.scope_institution) in scope.institution_ids else OUT_OF_WRITE_SCOPE
+        return OUT_OF_WRITE_SCOPE
+
     @classmethod
     def scope_filter(cls, scope: Scope) -> Q:
         if scope.sees_all:
@@ -159,3 +222,40 @@ class ScopedModel:
         if scope.is_hospital and cls.scope_institution:
             return Q(**{f"{cls.scope_institution}__in": scope.institution_ids})
         return Q(pk__in=[])
+
+
+def path_value(obj, path):
+    """The primary key at the end of a `scope_region`/`scope_institution` lookup path on an instance.
+
+    Follows forward foreign keys only (reading `<name>_id` at the last step, so an unsaved row is
+    checked without a query); a path through a reverse relation cannot name one owner, so it answers
+    None and the write is refused.
+    """
+    if path == "pk":
+        return obj.pk
+    *hops, last = path.split("__")
+    current = obj
+    for hop in hops:
+        field = _forward_fk(current, hop)
+        if field is None:
+            return None
+        try:
+            current = getattr(current, hop)
+        except ObjectDoesNotExist:
+            return None
+        if current is None:
+            return None
+    field = _forward_fk(current, last)
+    if field is None:
+        return None
+    return getattr(current, field.attname)
+
+
+def _forward_fk(obj, name):
+    try:
+        field = obj._meta.get_field(name)
+    except Exception:
+        return None
+    if not field.concrete or not (field.many_to_one or field.one_to_one):
+        return None
+    return field

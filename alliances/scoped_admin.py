@@ -4,16 +4,87 @@ import io
 import tempfile
 
 from django import forms
+from django.contrib import messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseForbidden, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
-from .scope import ScopedModel, restrict, scope_for
+from .scope import Role, ScopedModel, restrict, scope_for, write_refusal
+
+
+def write_checked(form_class, user):
+    """`form_class` that refuses, with the Chinese reason, a row the user may not write as filled in.
+
+    The check runs on the instance after the form has put the new values on it, so choosing an
+    out-of-scope county, institution or 单位编码 is caught however the POST was made.
+    """
+
+    class WriteChecked(form_class):
+        def _post_clean(self):
+            super()._post_clean()
+            refusal = write_refusal(self.instance, user)
+            if refusal:
+                self.add_error(None, refusal)
+
+    WriteChecked.__name__ = form_class.__name__
+    WriteChecked.__qualname__ = form_class.__qualname__
+    return WriteChecked
+
+
+class ScopedWrites:
+    """Write rule shared by model admins and inlines: scoped FK choices, scoped rows, locked rows."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        related = db_field.remote_field.model
+        if issubclass(related, ScopedModel) and "queryset" not in kwargs:
+            kwargs["queryset"] = restrict(related._default_manager.all(), request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request, obj=None):
+        if not super().has_change_permission(request, obj):
+            return False
+        return obj is None or write_refusal(obj, request.user) is None
+
+    def has_delete_permission(self, request, obj=None):
+        if not super().has_delete_permission(request, obj):
+            return False
+        return obj is None or write_refusal(obj, request.user) is None
+
+
+class ScopedInline(ScopedWrites):
+    """Mixin for inlines: the parent's form is checked by its admin, each inline row on save."""
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        user = request.user
+
+        class WriteCheckedFormSet(formset):
+            def save_new(self, form, commit=True):
+                _refuse_unless_writable(form.instance, user)
+                return super().save_new(form, commit)
+
+            def save_existing(self, form, obj, commit=True):
+                _refuse_unless_writable(form.instance, user)
+                return super().save_existing(form, obj, commit)
+
+            def delete_existing(self, obj, commit=True):
+                _refuse_unless_writable(obj, user)
+                return super().delete_existing(obj, commit)
+
+        return WriteCheckedFormSet
+
+
+def _refuse_unless_writable(obj, user):
+    refusal = write_refusal(obj, user)
+    if refusal:
+        # Raised inside the admin's atomic save: the parent row written a moment ago is rolled back too.
+        raise PermissionDenied(refusal)
 
 
 class ImportForm(forms.Form):
@@ -24,14 +95,23 @@ class ImportForm(forms.Form):
     )
 
     def clean_file(self):
+        from config.uploads import too_large_message
+
         upload = self.cleaned_data["file"]
+        if getattr(upload, "refused", False):
+            # The upload handler kept none of it; say so here rather than let a job find out later.
+            raise forms.ValidationError(too_large_message())
         if not upload.name.lower().endswith((".xlsx", ".csv")):
             raise forms.ValidationError("只支持xlsx或csv文件")
         return upload
 
 
-class ScopedAdmin(SimpleHistoryAdmin):
-    """Changelists, change views, autocompletes and FK choices limited to the user's scope."""
+class ScopedAdmin(ScopedWrites, SimpleHistoryAdmin):
+    """Changelists, change views, autocompletes and FK choices limited to the user's scope.
+
+    Writing is scoped like reading (SPEC §1): every add, change, delete, bulk delete and history
+    revert goes through `write_refusal`, and a locked (approved) row offers no form at all.
+    """
 
     list_per_page = 50
     show_full_result_count = False  # counting 30 million claims on every page is not free
@@ -40,11 +120,31 @@ class ScopedAdmin(SimpleHistoryAdmin):
     def get_queryset(self, request):
         return restrict(super().get_queryset(request), request.user)
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        related = db_field.remote_field.model
-        if issubclass(related, ScopedModel) and "queryset" not in kwargs:
-            kwargs["queryset"] = restrict(related._default_manager.all(), request.user)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        return write_checked(super().get_form(request, obj, change, **kwargs), request.user)
+
+    def has_approve_permission(self, request):
+        """Approving is the city bureau's (SPEC §1); admin actions declare permissions=["approve"]."""
+        return request.user.is_superuser or scope_for(request.user).role == Role.CITY
+
+    def save_model(self, request, obj, form, change):
+        _refuse_unless_writable(obj, request.user)
+        super().save_model(request, obj, form, change)
+
+    def delete_model(self, request, obj):
+        _refuse_unless_writable(obj, request.user)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            _refuse_unless_writable(obj, request.user)
+        super().delete_queryset(request, queryset)
+
+    def revert_disabled(self, request, obj=None):
+        if super().revert_disabled(request, obj):
+            return True
+        stored = self.model._base_manager.filter(pk=obj.pk).first() if obj is not None else None
+        return stored is None or write_refusal(stored, request.user) is not None
 
     def _require_in_scope(self, request, object_id):
         if object_id is None:
@@ -72,9 +172,12 @@ class ScopedAdmin(SimpleHistoryAdmin):
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         self._require_in_scope(request, object_id)
-        # simple-history lets anyone who may *view* history POST a revert; a revert is a write.
-        if request.method == "POST" and not self.has_change_permission(request):
-            raise PermissionDenied
+        # simple-history lets anyone who may *view* history POST a revert; a revert is a write, and an
+        # approved row (or one the user may not write) is never reverted.
+        if request.method == "POST":
+            stored = self.model._base_manager.filter(pk=unquote(object_id)).first()
+            if not self.has_change_permission(request, stored) or self.revert_disabled(request, stored):
+                raise PermissionDenied
         return super().history_form_view(request, object_id, version_id, extra_context)
 
     def user_scope(self, request):
@@ -110,6 +213,8 @@ class ScopedAdmin(SimpleHistoryAdmin):
             path("import/jobs/<int:job_id>/", wrap(self.import_job_view), name=self._url_name("import_job")),
             path("import/jobs/<int:job_id>/status/", wrap(self.import_job_status), name=self._url_name("import_job_status")),
             path("import/jobs/<int:job_id>/result/", wrap(self.import_job_result), name=self._url_name("import_job_result")),
+            path("import/jobs/<int:job_id>/retry/", wrap(self.import_job_retry), name=self._url_name("import_job_retry")),
+            path("import/jobs/<int:job_id>/cancel/", wrap(self.import_job_cancel), name=self._url_name("import_job_cancel")),
             path("export/", wrap(self.export_view), name=self._url_name("export")),
         ] + urls
 
@@ -189,16 +294,29 @@ class ScopedAdmin(SimpleHistoryAdmin):
         return job
 
     def import_job_view(self, request, job_id):
-        job = self._import_job(request, job_id)
+        from settlement import jobs
+        from settlement.imports.services import can_cancel_import, can_retry_import
+
+        job = jobs.sweep_if_stale(self._import_job(request, job_id))
         return TemplateResponse(request, "admin/portal/import_job.html", self._context(
             request, f"导入任务：{job.title}", job=job,
             status_url=reverse(f"admin:{self._url_name('import_job_status')}", args=[job.pk]),
             changelist_url=reverse(f"admin:{self._url_name('changelist')}"),
             import_url=reverse(f"admin:{self._url_name('import')}"),
+            cancel_url=reverse(f"admin:{self._url_name('import_job_cancel')}", args=[job.pk])
+            if can_cancel_import(job, request.user) else None,
+            retry_url=reverse(f"admin:{self._url_name('import_job_retry')}", args=[job.pk])
+            if can_retry_import(job, request.user) else None,
+            retry_of_url=reverse(f"admin:{self._url_name('import_job')}", args=[job.retry_of_id])
+            if job.retry_of_id and self._import_jobs(request).filter(pk=job.retry_of_id).exists() else None,
         ))
 
     def import_job_status(self, request, job_id):
-        job = self._import_job(request, job_id)
+        from settlement import jobs
+        from settlement.imports.services import can_cancel_import, can_retry_import
+        from settlement.models import JobStatus
+
+        job = jobs.sweep_if_stale(self._import_job(request, job_id))
         result_url = (
             reverse(f"admin:{self._url_name('import_job_result')}", args=[job.pk]) if job.result_file else None
         )
@@ -207,6 +325,9 @@ class ScopedAdmin(SimpleHistoryAdmin):
             "status": job.status,
             "status_display": job.get_status_display(),
             "finished": job.is_finished,
+            "cancelled": job.status == JobStatus.CANCELLED,
+            "can_cancel": can_cancel_import(job, request.user),
+            "can_retry": can_retry_import(job, request.user),
             "done": job.progress_done,
             "total": job.progress_total,
             "percent": job.percent,
@@ -222,6 +343,35 @@ class ScopedAdmin(SimpleHistoryAdmin):
             raise Http404("该任务没有结果文件")
         return FileResponse(job.result_file.open("rb"), as_attachment=True, filename=f"错误清单_{job.pk}.xlsx")
 
+    def import_job_cancel(self, request, job_id):
+        from settlement.imports.services import cancel_import
+
+        return self._import_job_post(request, job_id, cancel_import, "导入已取消，未导入任何数据")
+
+    def import_job_retry(self, request, job_id):
+        from settlement.imports.services import retry_import
+
+        return self._import_job_post(request, job_id, retry_import, "已重新提交导入，正在后台运行")
+
+    def _import_job_post(self, request, job_id, service, done):
+        from settlement.imports.errors import ImportRejected
+        from settlement.imports.services import may_manage_import
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        job = self._import_job(request, job_id)
+        if not may_manage_import(job, request.user):
+            # Visible (an auditor, a city colleague's read access) is not the same as in charge.
+            return HttpResponseForbidden("只有提交人或市医保局可以取消或重新导入该任务", content_type="text/plain; charset=utf-8")
+        try:
+            target = service(job, request.user)
+        except ImportRejected as exc:
+            messages.error(request, exc.message)
+            target = job
+        else:
+            messages.success(request, done)
+        return redirect(reverse(f"admin:{self._url_name('import_job')}", args=[target.pk]))
+
     def export_view(self, request):
         from settlement.imports.export import write_csv, write_xlsx
 
@@ -235,7 +385,12 @@ class ScopedAdmin(SimpleHistoryAdmin):
         params = request.GET.copy()
         params.pop("_format", None)
         request.GET = params
-        queryset = self.get_changelist_instance(request).get_queryset(request)
+        try:
+            queryset = self.get_changelist_instance(request).get_queryset(request)
+        except (IncorrectLookupParameters, ValidationError):
+            # A hand-edited or stale filter (e.g. a date that is not a date): say so, as the changelist does.
+            self.message_user(request, "筛选条件无效（例如日期格式应为 2025-01-31），未导出；请重新设置筛选后再导出", messages.ERROR)
+            return redirect(reverse(f"admin:{self._url_name('changelist')}"))
         stamp = timezone.localtime().strftime("%Y%m%d%H%M%S")
         name = f"{resource.name}_{stamp}.{fmt}"
         if fmt == "csv":

@@ -1,7 +1,8 @@
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from alliances.scoped_admin import ScopedAdmin
+from alliances.scoped_admin import ScopedAdmin, ScopedInline
 
 from .models import (
     Contract, Disease, DiseaseRegistration, FamilyDoctorTeam, InsuredPerson, ServicePackage, ServicePackageItem,
@@ -9,17 +10,36 @@ from .models import (
 from .validators import parse_resident_id
 
 
+class PersonByCardField(forms.ModelChoiceField):
+    """A person chosen by the full 18-digit ID number read from the card, never by a database id."""
+
+    def __init__(self, **kwargs):
+        kwargs.update(to_field_name="id_number", widget=forms.TextInput(attrs={"size": 20, "autocomplete": "off"}))
+        kwargs.setdefault("help_text", "请输入参保人完整的18位身份证号")
+        super().__init__(**kwargs)
+        self.error_messages = {**self.error_messages, "invalid_choice": "未找到该身份证号对应的参保人，请核对完整的18位身份证号"}
+
+    def prepare_value(self, value):
+        # The form's initial value is the stored person's id: show its ID number instead.
+        if isinstance(value, int):
+            return InsuredPerson.objects.filter(pk=value).values_list("id_number", flat=True).first()
+        return super().prepare_value(value)
+
+
 class PersonByCardMixin:
-    """Hospital staff pick a person they have no link with yet by the full ID number only.
+    """Hospital staff reach a person they have no link with by the full ID number only (SPEC §1).
 
     A hospital sees the people it has signed, registered or been designated for. To sign someone
-    new, staff read the ID card: the person autocomplete then answers that one exact number (never
-    a partial match), and the form accepts any person so the choice validates.
+    new, staff read the ID card and type its number: the form looks the person up by that exact
+    number, so no database id, partial number or name can bring up (or reveal anything about)
+    a person the hospital has no link with.
     """
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "person" and self.user_scope(request).is_hospital:
-            kwargs["queryset"] = InsuredPerson.objects.all()
+            return PersonByCardField(
+                queryset=InsuredPerson.objects.all(), label=db_field.verbose_name, required=not db_field.blank,
+            )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
@@ -64,7 +84,7 @@ class DiseaseRegistrationAdmin(PersonByCardMixin, ScopedAdmin):
     date_hierarchy = "filed_on"
 
 
-class ServicePackageItemInline(admin.TabularInline):
+class ServicePackageItemInline(ScopedInline, admin.TabularInline):
     model = ServicePackageItem
     extra = 0
 

@@ -8,7 +8,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from alliances.models import Institution, Region
-from alliances.scope import ScopedModel
+from alliances.scope import OUT_OF_WRITE_SCOPE, ScopedModel
 
 from .validators import parse_resident_id, validate_resident_id
 
@@ -77,6 +77,14 @@ class InsuredPerson(ScopedModel, models.Model):
         # Keep the derived columns consistent however the row is saved.
         self.derive_from_id()
         super().save(*args, **kwargs)
+
+    def write_scope_refusal(self, scope):
+        if scope.is_hospital:
+            # A hospital registers people insured in the counties where it (or its alliance) works,
+            # as its uploads may (SPEC §4).
+            counties = Institution.objects.filter(pk__in=scope.institution_ids).values_list("county_id", flat=True)
+            return None if self.county_id in set(counties) else OUT_OF_WRITE_SCOPE
+        return super().write_scope_refusal(scope)
 
     @classmethod
     def scope_filter(cls, scope):

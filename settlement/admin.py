@@ -49,21 +49,21 @@ class SpecialDesignationAdmin(ScopedAdmin):
 
 @admin.register(CapitationStandard)
 class CapitationStandardAdmin(ScopedAdmin):
-    list_display = ("year", "insurance_type", "age_band", "disease", "amount", "valid_years", "status", "approved_by")
+    list_display = ("year", "insurance_type", "age_band", "disease", "amount", "valid_years", "version", "status", "approved_by")
     list_filter = ("year", "insurance_type", "age_band", "status")
     search_fields = ("disease__code", "disease__name")
     autocomplete_fields = ("disease",)
-    readonly_fields = ("approved_by", "approved_at")
+    readonly_fields = ("status", "approved_by", "approved_at")  # approval only through the approve action
     list_select_related = ("disease", "approved_by")
 
 
 @admin.register(SpecialStandard)
 class SpecialStandardAdmin(ScopedAdmin):
-    list_display = ("year", "disease", "amount", "status", "approved_by")
+    list_display = ("year", "disease", "amount", "version", "status", "approved_by")
     list_filter = ("year", "status")
     search_fields = ("disease__code", "disease__name")
     autocomplete_fields = ("disease",)
-    readonly_fields = ("approved_by", "approved_at")
+    readonly_fields = ("status", "approved_by", "approved_at")  # approval only through the approve action
 
 
 @admin.register(DrgGroup)

@@ -1,6 +1,7 @@
 """Transaction data, standards, budgets and payments (SPEC §3–§4)."""
 from decimal import Decimal
 
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -9,8 +10,10 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from alliances.models import Institution, InstitutionLevel
-from alliances.scope import ScopedModel
+from alliances.scope import OUT_OF_WRITE_SCOPE, ScopedModel
 from contracts.models import Disease, InsuranceType, InsuredPerson
+
+from .approval import Guarded
 
 ZERO = Decimal("0")
 
@@ -65,6 +68,9 @@ class UnitScoped(ScopedModel):
     @classmethod
     def scope_filter(cls, scope):
         return scope.unit_code_q("unit_code")
+
+    def write_scope_refusal(self, scope):
+        return None if scope.unit_code_allowed(self.unit_code or "") else OUT_OF_WRITE_SCOPE
 
 
 # --- Transaction data -------------------------------------------------------------------
@@ -229,17 +235,27 @@ class SpecialDesignation(ScopedModel, models.Model):
 # --- Standards --------------------------------------------------------------------------
 
 
-class Approvable(models.Model):
-    """A standard is used only once approved (SPEC §6.1)."""
+class Approvable(Guarded, models.Model):
+    """A standard is used only once approved (SPEC §6.1), and is immutable from then on (SPEC §7)."""
 
     status = models.CharField("状态", max_length=3, choices=ApprovalStatus.choices, default=ApprovalStatus.DRAFT)
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, verbose_name="审批人", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
     )
     approved_at = models.DateTimeField("审批时间", null=True, blank=True)
+    version = models.PositiveIntegerField("版本", default=1, editable=False)
 
     class Meta:
         abstract = True
+
+    def locked_reason(self):
+        if self.status == ApprovalStatus.APPROVED:
+            return f"{self._meta.verbose_name}“{self}”已审批，不能再修改、删除或导入覆盖"
+        return None
+
+    def is_draft_proposal(self):
+        # County staff propose city-wide standards as drafts (测算); the city bureau approves them.
+        return self.status == ApprovalStatus.DRAFT
 
 
 class CapitationStandard(ScopedModel, Approvable):
@@ -286,7 +302,7 @@ class SpecialStandard(ScopedModel, Approvable):
         return f"{self.year} {self.disease.name}: {self.amount}"
 
 
-class DrgGroup(ScopedModel, models.Model):
+class DrgGroup(ScopedModel, Guarded, models.Model):
     year = models.PositiveSmallIntegerField("年度")
     code = models.CharField("DRG编码", max_length=20)
     name = models.CharField("名称", max_length=200)
@@ -306,6 +322,15 @@ class DrgGroup(ScopedModel, models.Model):
 
     def __str__(self):
         return f"{self.year} {self.code} {self.name}"
+
+    lock_is_own_status = False
+
+    def locked_reason(self):
+        # The catalogue a DRG settlement was approved on is the record of that settlement.
+        runs = apps.get_model("settlement", "SettlementRun")._base_manager
+        if runs.filter(scheme=Scheme.DRG, year=self.year, status__in=["approved", "paid"]).exists():
+            return f"{self.year}年度DRG结算已审核，该年度的病组目录不能再修改或删除"
+        return None
 
 
 class DrgCoefficient(ScopedModel, models.Model):
@@ -451,6 +476,7 @@ class JobStatus(models.TextChoices):
     RUNNING = "running", "运行中"
     SUCCEEDED = "succeeded", "已完成"
     FAILED = "failed", "失败"
+    CANCELLED = "cancelled", "已取消"
 
 
 class Job(ScopedModel, models.Model):
@@ -483,6 +509,16 @@ class Job(ScopedModel, models.Model):
     created_at = models.DateTimeField("提交时间", auto_now_add=True)
     started_at = models.DateTimeField("开始时间", null=True, blank=True)
     finished_at = models.DateTimeField("完成时间", null=True, blank=True)
+    # The Celery worker (node name) and process executing a task of this job right now, and when
+    # that worker last showed it was alive: how the sweep tells a dead worker's job from a slow one
+    # (settlement/jobs.py). Empty between a run's unit tasks and for jobs run in-process.
+    worker = models.CharField("执行进程", max_length=200, blank=True)
+    worker_pid = models.PositiveIntegerField("进程号", null=True, blank=True)
+    heartbeat_at = models.DateTimeField("心跳时间", null=True, blank=True)
+    # A retried import is a new job; the failed or cancelled one stays as it ended.
+    retry_of = models.ForeignKey(
+        "self", verbose_name="重新导入自", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries",
+    )
 
     scope_region = "region"
     scope_institution = "institution"
@@ -491,6 +527,11 @@ class Job(ScopedModel, models.Model):
         verbose_name = "后台任务"
         verbose_name_plural = verbose_name
         ordering = ["-created_at"]
+        indexes = [
+            # Every worker looks for held jobs gone quiet once per beat; the active ones are few.
+            models.Index(fields=["worker", "heartbeat_at"], name="job_active_held",
+                         condition=Q(status__in=["queued", "running"])),
+        ]
 
     def __str__(self):
         return f"{self.get_kind_display()}：{self.title}"
@@ -503,7 +544,7 @@ class Job(ScopedModel, models.Model):
 
     @property
     def is_finished(self):
-        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 from .engine.models import *  # noqa: E402,F401,F403  (policies, runs and results of the settlement engine)

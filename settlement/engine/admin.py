@@ -15,7 +15,9 @@ from django.utils.safestring import mark_safe
 from alliances.models import Region
 from alliances.scope import restrict
 from alliances.scoped_admin import ScopedAdmin
-from settlement.models import ApprovalStatus, CapitationStandard, OutpatientClaim, Scheme
+from settlement.models import ApprovalStatus, CapitationStandard, OutpatientClaim, Scheme, SpecialStandard
+
+from settlement.approval import Refused, revise
 
 from . import services
 from .base import RunContext, SchemeRule, get_rule
@@ -89,11 +91,11 @@ class PresetForm(forms.Form):
 @admin.register(PaymentPolicy)
 class PaymentPolicyAdmin(ScopedAdmin):
     form = PolicyForm
-    list_display = ("year", "scheme", "region", "name", "status", "approved_by", "approved_at")
+    list_display = ("year", "scheme", "region", "name", "version", "status", "approved_by", "approved_at")
     list_filter = ("scheme", "year", "status")
     search_fields = ("name",)
     readonly_fields = ("status", "approved_by", "approved_at", "parameter_help")
-    actions = ["approve_selected", "propose_standards"]
+    actions = ["approve_selected", "revise_selected", "propose_standards"]
     change_list_template = "settlement/admin/policy_change_list.html"
 
     def get_readonly_fields(self, request, obj=None):
@@ -121,7 +123,7 @@ class PaymentPolicyAdmin(ScopedAdmin):
             rows.append(format_html("<li><code>{}</code>：{} {}</li>", field.name, field_label(field), "，".join(bounds)))
         return format_html("<ul>{}</ul>", mark_safe("".join(rows)))
 
-    @admin.action(description="审批所选支付政策", permissions=["change"])
+    @admin.action(description="审批所选支付政策", permissions=["approve"])
     def approve_selected(self, request, queryset):
         for policy in queryset:
             try:
@@ -130,6 +132,10 @@ class PaymentPolicyAdmin(ScopedAdmin):
                 self.message_user(request, str(exc), messages.ERROR)
                 return
         self.message_user(request, f"已审批{queryset.count()}项支付政策")
+
+    @admin.action(description="为所选已审批政策建立新版本（修订草稿）", permissions=["approve"])
+    def revise_selected(self, request, queryset):
+        revise_each(self, request, queryset)
 
     @admin.action(description="按所选年度测算门诊人头标准（生成草稿）", permissions=["change"])
     def propose_standards(self, request, queryset):
@@ -233,11 +239,18 @@ class SettlementRunAdmin(ScopedAdmin):
             obj.percent, obj.percent, obj.units_done, obj.units_total,
         )
 
+    def get_object(self, request, object_id, from_field=None):
+        run = super().get_object(request, object_id, from_field)
+        if run is not None:
+            run.viewer = request.user  # the warnings shown depend on who looks (`visible_warnings`)
+        return run
+
     @admin.display(description="提示")
     def warning_list(self, obj):
-        if not obj.warnings:
+        warnings = services.visible_warnings(obj, getattr(obj, "viewer", None))
+        if not warnings:
             return "—"
-        return format_html("<ul>{}</ul>", mark_safe("".join(format_html("<li>{}</li>", w) for w in obj.warnings)))
+        return format_html("<ul>{}</ul>", mark_safe("".join(format_html("<li>{}</li>", w) for w in warnings)))
 
     def _each(self, request, queryset, call, done):
         ok = 0
@@ -260,11 +273,11 @@ class SettlementRunAdmin(ScopedAdmin):
     def resume(self, request, queryset):
         self._each(request, queryset, lambda r: services.resume_run(r, user=request.user), "已继续{}个结算批次")
 
-    @admin.action(description="审核", permissions=["change"])
+    @admin.action(description="审核", permissions=["approve"])
     def approve(self, request, queryset):
         self._each(request, queryset, lambda r: services.approve_run(r, user=request.user), "已审核{}个结算批次")
 
-    @admin.action(description="确认已拨付", permissions=["change"])
+    @admin.action(description="确认已拨付", permissions=["approve"])
     def pay(self, request, queryset):
         self._each(request, queryset, lambda r: services.mark_paid(r, user=request.user), "已确认{}个结算批次拨付")
 
@@ -347,11 +360,18 @@ class UnitResultAdmin(ScopedAdmin):
     def details_table(self, obj):
         return render_to_string("settlement/unit_details.html", {"rows": detail_rows(obj)})
 
+    def get_object(self, request, object_id, from_field=None):
+        run = super().get_object(request, object_id, from_field)
+        if run is not None:
+            run.viewer = request.user  # the warnings shown depend on who looks (`visible_warnings`)
+        return run
+
     @admin.display(description="提示")
     def warning_list(self, obj):
-        if not obj.warnings:
+        warnings = services.visible_warnings(obj, getattr(obj, "viewer", None))
+        if not warnings:
             return "—"
-        return format_html("<ul>{}</ul>", mark_safe("".join(format_html("<li>{}</li>", w) for w in obj.warnings)))
+        return format_html("<ul>{}</ul>", mark_safe("".join(format_html("<li>{}</li>", w) for w in warnings)))
 
     @admin.display(description="清算单")
     def statement_link(self, obj):
@@ -420,12 +440,13 @@ def _extend_registered_admins():
     claim_admin = admin.site._registry.get(OutpatientClaim)
     if claim_admin is not None and SettlementUnitFilter not in claim_admin.list_filter:
         claim_admin.list_filter = (*claim_admin.list_filter, SettlementUnitFilter)
-    standard_admin = admin.site._registry.get(CapitationStandard)
-    if standard_admin is not None:
-        standard_admin.actions = [*(standard_admin.actions or []), approve_standards]
+    for model in (CapitationStandard, SpecialStandard):
+        standard_admin = admin.site._registry.get(model)
+        if standard_admin is not None:
+            standard_admin.actions = [*(standard_admin.actions or []), approve_standards, revise_standards]
 
 
-@admin.action(description="审批所选人头标准", permissions=["change"])
+@admin.action(description="审批所选人头标准", permissions=["approve"])
 def approve_standards(modeladmin, request, queryset):
     try:
         count = approve_capitation_standards(queryset, user=request.user)
@@ -433,6 +454,25 @@ def approve_standards(modeladmin, request, queryset):
         modeladmin.message_user(request, str(exc), messages.ERROR)
         return
     modeladmin.message_user(request, f"已审批{count}项人头标准")
+
+
+def revise_each(modeladmin, request, queryset):
+    revised = []
+    for row in queryset.order_by("pk"):
+        try:
+            revised.append(revise(row, request.user, draft=ApprovalStatus.DRAFT, approved=ApprovalStatus.APPROVED,
+                                  what="建立新版本"))
+        except Refused as exc:
+            modeladmin.message_user(request, str(exc), messages.ERROR)
+    if revised:
+        modeladmin.message_user(
+            request, f"已为{len(revised)}项建立新版本草稿；修改后请重新审批，审批前不能用于结算", messages.WARNING,
+        )
+
+
+@admin.action(description="为所选已审批标准建立新版本（修订草稿）", permissions=["approve"])
+def revise_standards(modeladmin, request, queryset):
+    revise_each(modeladmin, request, queryset)
 
 
 _extend_registered_admins()

@@ -9,7 +9,8 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from alliances.models import Region
-from alliances.scope import ScopedModel
+from alliances.scope import CITY_OWNED, OUT_OF_WRITE_SCOPE, ScopedModel
+from settlement.approval import Guarded
 from settlement.models import ApprovalStatus, Job, Scheme, UnitScoped, money
 
 __all__ = ["PaymentPolicy", "RunStatus", "SettlementRun", "RunUnit", "UnitResult"]
@@ -33,7 +34,7 @@ def signed_money(verbose_name, **kwargs):
     return money(verbose_name, validators=[], **kwargs)
 
 
-class PaymentPolicy(ScopedModel, models.Model):
+class PaymentPolicy(ScopedModel, Guarded, models.Model):
     """支付政策: one scheme's parameters for a year, city-wide or for one county."""
 
     scheme = models.CharField("方案", max_length=20, choices=Scheme.choices)
@@ -49,6 +50,7 @@ class PaymentPolicy(ScopedModel, models.Model):
         settings.AUTH_USER_MODEL, verbose_name="审批人", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
     )
     approved_at = models.DateTimeField("审批时间", null=True, blank=True)
+    version = models.PositiveIntegerField("版本", default=1, editable=False)
     updated_at = models.DateTimeField("更新时间", auto_now=True)
     history = HistoricalRecords()
 
@@ -63,6 +65,17 @@ class PaymentPolicy(ScopedModel, models.Model):
     def __str__(self):
         where = self.region.name if self.region_id else "全市"
         return f"{self.year} {self.get_scheme_display()}（{where}）：{self.name}"
+
+    def locked_reason(self):
+        if self.status == ApprovalStatus.APPROVED:
+            return f"支付政策“{self}”已审批，不能再修改或删除"
+        return None
+
+    def write_scope_refusal(self, scope):
+        # A county reads the city-wide policy but writes only its own county's.
+        if scope.is_regional and self.region_id in scope.region_ids and scope.role == "county":
+            return None
+        return OUT_OF_WRITE_SCOPE if self.region_id else CITY_OWNED
 
     @classmethod
     def scope_filter(cls, scope):
@@ -103,7 +116,7 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "失败"
 
 
-class SettlementRun(ScopedModel, models.Model):
+class SettlementRun(ScopedModel, Guarded, models.Model):
     """One settlement of a scheme for a year, city-wide or for one county, in one version."""
 
     scheme = models.CharField("方案", max_length=20, choices=Scheme.choices)
@@ -120,6 +133,11 @@ class SettlementRun(ScopedModel, models.Model):
     parameters = models.JSONField("政策参数快照", default=dict, blank=True)
     units_total = models.PositiveIntegerField("结算单位数", default=0)
     units_done = models.PositiveIntegerField("已完成单位数", default=0)
+    # Each start (and each resume that has to gather again) is a new computation; its unit inputs
+    # and tasks carry the number, so nothing stored or sent by an earlier one is ever used (SPEC §7).
+    computation = models.PositiveIntegerField("计算轮次", default=0)
+    # Set in the transaction that stores the units: only then may a resume skip the gather.
+    gathered_computation = models.PositiveIntegerField("已汇总的计算轮次", null=True, blank=True)
     warnings = models.JSONField("提示", default=list, blank=True)
     failure_reason = models.TextField("失败原因", blank=True)
     job = models.ForeignKey(Job, verbose_name="后台任务", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -169,6 +187,21 @@ class SettlementRun(ScopedModel, models.Model):
     def is_read_only(self):
         return self.status in (RunStatus.APPROVED, RunStatus.PAID)
 
+    def locked_reason(self):
+        if self.is_read_only:
+            return f"{self}已{self.get_status_display()}，不能再修改；如需重算请发起新版本"
+        return None
+
+    def allowed_locked_change(self, stored, changed):
+        # The one step after approval: recording that the money went out.
+        return (stored.status == RunStatus.APPROVED and self.status == RunStatus.PAID
+                and changed <= {"status", "paid_at"})
+
+    def write_scope_refusal(self, scope):
+        if scope.role == "county" and self.region_id in scope.region_ids:
+            return None
+        return OUT_OF_WRITE_SCOPE if self.region_id else CITY_OWNED
+
     @classmethod
     def scope_filter(cls, scope):
         if scope.sees_all:
@@ -190,6 +223,7 @@ class RunUnit(models.Model):
     inputs = DocumentField("输入数据", default=dict)
     paid = signed_money("已拨付（拨付记录）", default=0)
     done = models.BooleanField("已完成", default=False)
+    computation = models.PositiveIntegerField("计算轮次", default=0)
 
     class Meta:
         verbose_name = "结算单位输入"
@@ -200,7 +234,7 @@ class RunUnit(models.Model):
         return f"{self.run} · {self.unit_code}"
 
 
-class UnitResult(UnitScoped, models.Model):
+class UnitResult(UnitScoped, Guarded, models.Model):
     """Every figure of one settled unit; details keep each intermediate so a statement can be explained."""
 
     run = models.ForeignKey(SettlementRun, verbose_name="结算批次", on_delete=models.CASCADE, related_name="results")
@@ -227,6 +261,16 @@ class UnitResult(UnitScoped, models.Model):
 
     def __str__(self):
         return f"{self.unit_name or self.unit_code}（{self.run}）"
+
+    lock_is_own_status = False
+
+    def locked_reason(self):
+        # Read through the base manager: the run may be outside a caller's scope-restricted query.
+        run = SettlementRun._base_manager.only("status", "scheme", "year", "region", "version").get(pk=self.run_id)
+        return run.locked_reason()
+
+    def write_scope_refusal(self, scope):
+        return "单位结算结果由结算计算生成，不能手工修改"
 
 
 from .case_requests import *  # noqa: E402,F401,F403  (特病单议 / 新技术 and 退出按病种付费 requests)

@@ -6,9 +6,11 @@ module may name its fields as it likes without breaking the loader.
 """
 import dataclasses
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
+from alliances.scope import write_refusal
+from settlement.approval import Refused, approve, enter_lock, require_approver
 from settlement.models import ApprovalStatus
 
 from .base import registered_schemes
@@ -49,9 +51,14 @@ PRESETS = {
             },
         },
     },
+    # Every registered scheme at its params_class defaults, for a city without a seed document (or for
+    # the schemes its document leaves out). Expanded by load_preset, so code that lists what the seed
+    # cities name (the demo) does not count it as naming every scheme.
+    "defaults": {"label": "默认参数", "policies": {}, "every_scheme": True},
 }
 
 CITY_BY_LABEL = {preset["label"]: key for key, preset in PRESETS.items()}
+PRESET_REASON_PREFIX = "加载"
 
 
 class PresetError(Exception):
@@ -82,9 +89,12 @@ def load_preset(city, year, region=None, user=None, approve=False):
         raise PresetError(f"没有“{city}”的政策预设，可选：{'、'.join(p['label'] for p in PRESETS.values())}")
     preset = PRESETS[key]
     schemes = registered_schemes()
+    if approve:
+        require_approver(user, "审批支付政策")
+    policies = {scheme: {} for scheme in schemes} if preset.get("every_scheme") else preset["policies"]
     report = []
     with transaction.atomic():
-        for scheme, overrides in preset["policies"].items():
+        for scheme, overrides in policies.items():
             rule = schemes.get(scheme)
             if rule is None:
                 report.append(f"{scheme}：该支付方案尚未启用，跳过")
@@ -96,13 +106,19 @@ def load_preset(city, year, region=None, user=None, approve=False):
                 continue
             if policy is None:
                 policy = PaymentPolicy(scheme=scheme, year=year, region=region)
+            refusal = write_refusal(policy, user) if user is not None else None
+            if refusal:
+                raise PresetError(refusal)
             policy.name = f"{preset['label']}预设"
             policy.parameters = data
-            if approve:
-                policy.status = ApprovalStatus.APPROVED
-                policy.approved_by = user if user is not None and user.pk else None
-                policy.approved_at = timezone.now()
+            # The history names the preset and who loaded it: `policy show` tells a preset's values
+            # from later changes by this record.
+            policy._change_reason = f"{PRESET_REASON_PREFIX}{preset['label']}预设"
+            if user is not None and user.pk:
+                policy._history_user = user
             policy.save()
+            if approve:
+                enter_lock(policy, user, status=ApprovalStatus.APPROVED)
             line = f"{policy}：已{'加载并审批' if approve else '加载（待审批）'}"
             if skipped:
                 line += f"；本方案无以下参数，已忽略：{'、'.join(skipped)}"
@@ -111,16 +127,13 @@ def load_preset(city, year, region=None, user=None, approve=False):
 
 
 def approve_policy(policy, user=None):
-    from .services import SettlementError, _require
-    from alliances.scope import Role
+    def parameters_valid(row):
+        try:
+            row.typed_parameters()
+        except ValidationError as exc:
+            raise Refused(f"{row}的参数有误，不能审批：{'；'.join(exc.messages)}") from None
+        except Exception as exc:
+            raise Refused(f"{row}的参数有误，不能审批：{exc}") from None
 
-    _require(user, roles={Role.CITY}, action="审批支付政策")
-    try:
-        policy.typed_parameters()
-    except Exception as exc:
-        raise SettlementError(f"{policy}的参数有误，不能审批：{exc}") from None
-    policy.status = ApprovalStatus.APPROVED
-    policy.approved_by = user if user is not None and user.pk else None
-    policy.approved_at = timezone.now()
-    policy.save()
-    return policy
+    return approve(policy, user, draft=ApprovalStatus.DRAFT, approved=ApprovalStatus.APPROVED,
+                   what="审批支付政策", check=parameters_valid)

@@ -9,18 +9,23 @@ Lifecycle: 草稿 → 计算中 → 已计算 → 已审核 → 已拨付 (or �
   one transaction; a unit's first completion (RunUnit.done flipping) increments `units_done`, and the
   transaction that brings it to `units_total` finishes the run. A killed worker's unit is redelivered
   (acks_late) or picked up by `resume_run`; both give the same figures because the inputs are stored.
+- Every start is a new *computation* (`SettlementRun.computation`): its inputs and tasks carry the
+  number, and `gathered_computation` says whether its gather stored them. A resume reuses stored
+  inputs only when they are this computation's, else gathers again (SPEC §7); a task of an earlier
+  computation finds its number outdated and writes nothing.
 """
 import logging
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
 from alliances.models import Region
-from alliances.scope import Role, scope_for
+from alliances.scope import Role, restrict, scope_for
 from settlement import jobs
-from settlement.models import ApprovalStatus, Job, JobKind, Payment, PaymentSource
+from settlement.approval import Refused, enter_lock
+from settlement.models import ApprovalStatus, Job, JobKind, JobStatus, Payment, PaymentSource
 
 from . import codec
 from .base import RunContext, UnitOutcome, get_rule, q2, registered_schemes
@@ -30,29 +35,18 @@ from .params import from_json, to_json
 log = logging.getLogger(__name__)
 
 
-class SettlementError(Exception):
-    """A request the engine refuses; the message is Chinese and meant for the user."""
+# The engine's refusals and the approval machine's are one kind: every door shows them the same way.
+SettlementError = Refused
 
 
 # --- validation and policy resolution ------------------------------------------------------
-
-
-def require_postgresql(what: str):
-    """Refuse, in Chinese, work whose set-based SQL only PostgreSQL runs (the embedded SQLite demo)."""
-    if connection.vendor != "postgresql":
-        raise SettlementError(
-            f"{what}使用PostgreSQL的集合运算，嵌入式SQLite数据库不支持；请设置DATABASE_URL指向PostgreSQL"
-        )
 
 
 def check_scheme(scheme):
     if scheme not in registered_schemes():
         known = "、".join(sorted(registered_schemes()))
         raise SettlementError(f"未知的支付方案“{scheme}”，可选：{known}")
-    rule = get_rule(scheme)
-    if rule.requires_postgresql:
-        require_postgresql(f"{dict(_scheme_labels()).get(scheme, scheme)}的结算")
-    return rule
+    return get_rule(scheme)
 
 
 def check_year(year):
@@ -148,6 +142,8 @@ def start_run(scheme, year, region_code=None, user=None, sync=False):
             job = jobs.create_job(JobKind.SETTLEMENT, f"{year}年{scheme}结算", user=user,
                                   params={"scheme": scheme, "year": year, "region": region_code})
             run.status = RunStatus.COMPUTING
+            run.computation += 1
+            run.gathered_computation = None
             run.policy = policy
             run.parameters = to_json(params)
             run.units_total = run.units_done = 0
@@ -158,15 +154,19 @@ def start_run(scheme, year, region_code=None, user=None, sync=False):
             run.started_at = timezone.now()
             run.finished_at = None
             run.save()
+            # The previous computation's inputs, done flags and figures go with it: none of them is
+            # this computation's, and the run page must not show them as if they were.
+            RunUnit.objects.filter(run=run).delete()
+            UnitResult.objects.filter(run=run).delete()
             if not sync:
                 from .tasks import gather_run_task
 
-                jobs.enqueue(job, gather_run_task, run.pk)
+                jobs.enqueue(job, gather_run_task, run.pk, run.computation)
     except IntegrityError:
         # Another start won the race between our lock and our insert; the constraint caught it.
         raise SettlementError(f"{year}年{scheme}结算正在计算中，请等待完成后再试") from None
     if sync:
-        gather_run(run.pk, sync=True)
+        gather_run(run.pk, computation=run.computation, sync=True)
     # Embedded mode (no broker) has computed it already; otherwise this shows 计算中.
     run.refresh_from_db()
     return run
@@ -180,88 +180,133 @@ def _params(run):
     return from_json(get_rule(run.scheme).params_class, run.parameters)
 
 
-def gather_run(run_id, sync=False):
+def gather_run(run_id, computation=None, sync=False):
     """Gather every unit's inputs once (set-based) and fan out one compute task per unit."""
     run = SettlementRun.objects.select_related("region").get(pk=run_id)
     if run.status != RunStatus.COMPUTING:
         return
+    if computation is None:  # a message sent before computations were numbered
+        computation = run.computation
+    if computation != run.computation:
+        return  # an earlier computation's gather, redelivered late: its run has moved on
+    if run.gathered_computation == computation:
+        # Redelivered after this gather committed (its worker died while sending the units).
+        _dispatch_missing(run, sync=sync)
+        return
     if run.job_id:
         jobs.start(run.job_id)
-    rule = get_rule(run.scheme)
-    ctx = _context(run)
     try:
-        params = _params(run)
-        inputs = rule.gather(ctx, params)
+        _gather_and_store(run, computation, sync)
+    finally:
+        jobs.release(run.job_id)
+
+
+def _gather_and_store(run, computation, sync):
+    run_id = run.pk
+    rule = get_rule(run.scheme)
+    try:
+        inputs = rule.gather(_context(run), _params(run))
         paid = dict(
             Payment.objects.filter(scheme=run.scheme, year=run.year, unit_code__in=list(inputs))
             .values_list("unit_code").annotate(total=Sum("amount")).values_list("unit_code", "total")
         )
         encoded = [
             RunUnit(run=run, unit_code=code, unit_name=str(getattr(item, "unit_name", ""))[:200],
-                    inputs=codec.encode(item), paid=q2(paid.get(code) or 0))
+                    inputs=codec.encode(item), paid=q2(paid.get(code) or 0), computation=computation)
             for code, item in inputs.items()
         ]
     except Exception as exc:  # any input problem fails the run with its reason, nothing half-landed
         log.exception("gather failed for run %s", run_id)
-        fail_run(run_id, f"数据汇总失败：{exc}")
+        fail_run(run_id, f"数据汇总失败：{exc}", computation=computation)
         return
+    codes = [unit.unit_code for unit in encoded]
     with transaction.atomic():
         run = SettlementRun.objects.select_for_update().get(pk=run_id)
-        if run.status != RunStatus.COMPUTING:
-            return
+        if (run.status != RunStatus.COMPUTING or run.computation != computation
+                or run.gathered_computation == computation):
+            return  # restarted, failed or gathered by a twin delivery meanwhile: drop these inputs
         RunUnit.objects.filter(run=run).delete()
+        UnitResult.objects.filter(run=run).delete()
         RunUnit.objects.bulk_create(encoded, batch_size=1000)
-        # Units that disappeared since the previous computation of this draft must not linger.
-        UnitResult.objects.filter(run=run).exclude(unit_code__in=list(inputs)).delete()
-        SettlementRun.objects.filter(pk=run_id).update(units_total=len(encoded), units_done=0)
+        # In the same transaction as the inputs: from here on a resume may reuse them.
+        SettlementRun.objects.filter(pk=run_id).update(
+            units_total=len(encoded), units_done=0, gathered_computation=computation,
+        )
         if run.job_id:
             jobs.set_total(run.job_id, len(encoded))
-    if not encoded:
-        finish_run(run_id)
-        return
-    dispatch_units(run_id, [unit.unit_code for unit in encoded], sync=sync)
+        if codes and not sync:
+            dispatch_units(run_id, codes, computation)
+    if not codes:
+        finish_run(run_id, computation)
+    elif sync:
+        dispatch_units(run_id, codes, computation, sync=True)
 
 
-def dispatch_units(run_id, unit_codes, sync=False):
+def dispatch_units(run_id, unit_codes, computation, sync=False):
     if sync:
         for code in unit_codes:
-            compute_unit(run_id, code)
+            compute_unit(run_id, code, computation)
         return
     from .tasks import compute_unit_task
 
     for code in unit_codes:
-        transaction.on_commit(lambda code=code: compute_unit_task.delay(run_id, code))
+        transaction.on_commit(lambda code=code: compute_unit_task.delay(run_id, code, computation))
 
 
-def compute_unit(run_id, unit_code):
+def _dispatch_missing(run, sync=False):
+    missing = list(run.units.filter(done=False).values_list("unit_code", flat=True))
+    if missing:
+        dispatch_units(run.pk, missing, run.computation, sync=sync)
+    else:
+        finish_run(run.pk, run.computation)
+
+
+def compute_unit(run_id, unit_code, computation=None):
     """Compute and persist one unit; safe to run any number of times for the same unit."""
     unit = RunUnit.objects.select_related("run", "run__region").filter(run_id=run_id, unit_code=unit_code).first()
     if unit is None or unit.run.status != RunStatus.COMPUTING:
         return
     run = unit.run
+    if computation is None:  # a message sent before computations were numbered
+        computation = unit.computation
+    if unit.computation != computation or run.computation != computation:
+        return  # sent by an earlier computation of this run: its inputs are gone, it must not count
     rule = get_rule(run.scheme)
+    jobs.hold(run.job_id)
     try:
         outcome = rule.compute(codec.decode(unit.inputs), _params(run), unit.paid)
         if not isinstance(outcome, UnitOutcome):
             raise TypeError("compute 未返回 UnitOutcome")
-        done = _persist(run, unit, outcome)
+        done = _persist(run, unit, outcome, computation)
     except _RunNotComputing:
         return
     except Exception as exc:
         log.exception("unit %s of run %s failed", unit_code, run_id)
-        fail_run(run_id, f"单位{unit.unit_name or unit_code}（{unit_code}）计算失败：{exc}")
+        fail_run(run_id, f"单位{unit.unit_name or unit_code}（{unit_code}）计算失败：{exc}", computation=computation)
         return
+    finally:
+        jobs.release(run.job_id)
     if done is not None and done[0] >= done[1]:
-        finish_run(run_id)
+        finish_run(run_id, computation)
 
 
 class _RunNotComputing(Exception):
     pass
 
 
-def _persist(run, unit, outcome):
+def _persist(run, unit, outcome, computation):
     """One transaction: the unit's result, its done flag and the run's counter move together."""
     with transaction.atomic():
+        # The run row first, as a restart or a gather lock it: either that committed before, and
+        # this computation is outdated, or it waits until this unit is in.
+        current = (
+            SettlementRun.objects.select_for_update(no_key=True)
+            .filter(pk=run.pk, status=RunStatus.COMPUTING, computation=computation, gathered_computation=computation)
+            .exists()
+        )
+        if not current:
+            # Approved, failed or restarted meanwhile: never touch a closed run or another computation.
+            raise _RunNotComputing()
         UnitResult.objects.update_or_create(
             run=run, unit_code=outcome.unit_code,
             defaults={
@@ -271,13 +316,8 @@ def _persist(run, unit, outcome):
                 "details": codec.to_json_safe(outcome.details), "warnings": list(outcome.warnings),
             },
         )
-        first_time = RunUnit.objects.filter(pk=unit.pk, done=False).update(done=True)
-        counted = SettlementRun.objects.filter(pk=run.pk, status=RunStatus.COMPUTING).update(
-            units_done=F("units_done") + first_time,
-        )
-        if not counted:
-            # Approved, failed or restarted meanwhile: roll back, never touch a closed run.
-            raise _RunNotComputing()
+        first_time = RunUnit.objects.filter(pk=unit.pk, computation=computation, done=False).update(done=True)
+        SettlementRun.objects.filter(pk=run.pk).update(units_done=F("units_done") + first_time)
         done, total = SettlementRun.objects.filter(pk=run.pk).values_list("units_done", "units_total").get()
         if run.job_id:
             Job.objects.filter(pk=run.job_id).update(progress_done=done)
@@ -285,12 +325,16 @@ def _persist(run, unit, outcome):
     return (done, total) if first_time else None
 
 
-def finish_run(run_id):
+def finish_run(run_id, computation=None):
     """After the last unit: the scheme's cross-unit checks, warnings, status 已计算."""
     try:
         with transaction.atomic():
             run = SettlementRun.objects.select_for_update(of=("self",)).select_related("region").get(pk=run_id)
-            if run.status != RunStatus.COMPUTING or run.units.filter(done=False).exists():
+            if run.status != RunStatus.COMPUTING or (computation is not None and computation != run.computation):
+                return
+            # Only from this computation's own inputs, every one of them done: a computation whose
+            # gather never stored anything has no figures to finish with.
+            if run.gathered_computation != run.computation or run.units.filter(done=False).exists():
                 return
             results = list(run.results.order_by("unit_code"))
             outcomes = [
@@ -313,13 +357,14 @@ def finish_run(run_id):
                 jobs.finish(run.job_id, f"{run}计算完成：{len(results)}个单位", counts={"units": len(results)})
     except Exception as exc:
         log.exception("finishing run %s failed", run_id)
-        fail_run(run_id, f"汇总校验失败：{exc}")
+        fail_run(run_id, f"汇总校验失败：{exc}", computation=computation)
 
 
-def fail_run(run_id, reason):
+def fail_run(run_id, reason, computation=None):
+    """Mark the run 失败 with its reason, unless it is no longer computing `computation`."""
     with transaction.atomic():
         run = SettlementRun.objects.select_for_update().get(pk=run_id)
-        if run.status != RunStatus.COMPUTING:
+        if run.status != RunStatus.COMPUTING or (computation is not None and computation != run.computation):
             return
         run.status = RunStatus.FAILED
         run.failure_reason = reason
@@ -330,41 +375,56 @@ def fail_run(run_id, reason):
 
 
 def resume_run(run, user=None, sync=False):
-    """Finish a run whose worker died: recompute only the units not done (same stored inputs)."""
+    """Finish a run whose worker died: reuse this computation's stored inputs if its gather finished
+    (recomputing only the units not done), otherwise gather again as a new computation."""
     _require(user, roles={Role.CITY, Role.COUNTY}, region_code=run.region_code, action="继续结算")
+    missing = []
     with transaction.atomic():
         run = SettlementRun.objects.select_for_update().get(pk=run.pk)
         if run.is_read_only:
             raise SettlementError(f"{run}已{run.get_status_display()}，不能再修改；如需重算请发起新版本")
         if run.status == RunStatus.COMPUTED:
             raise SettlementError(f"{run}已计算完成，无需继续")
-        if not run.units.exists():
-            gather_needed = True
+        gathered = run.gathered_computation is not None and run.gathered_computation == run.computation
+        if gathered:
+            missing = list(run.units.filter(done=False).values_list("unit_code", flat=True))
+            # The counter is re-derived from the done flags so a half-counted run can't overshoot.
+            run.units_done = run.units.filter(done=True).count()
         else:
-            gather_needed = False
-        if run.status != RunStatus.COMPUTING:
-            run.status = RunStatus.COMPUTING
-            run.failure_reason = ""
-            run.finished_at = None
-            try:
-                with transaction.atomic():
-                    run.save()
-            except IntegrityError:
-                raise SettlementError(f"{run.year}年{run.scheme}结算已有批次正在计算中，请等待完成后再试") from None
-        missing = list(run.units.filter(done=False).values_list("unit_code", flat=True))
-        # The counter is re-derived from the done flags so a half-counted run can't overshoot.
-        SettlementRun.objects.filter(pk=run.pk).update(units_done=run.units.filter(done=True).count())
-    if gather_needed:
-        if sync:
-            gather_run(run.pk, sync=True)
-        else:
-            from .tasks import gather_run_task
+            # The inputs were never stored for this computation (its gather died). Whatever rows an
+            # earlier computation left are not this one's; the dead gather's message, should the
+            # broker hand it out again, finds its number outdated.
+            run.computation += 1
+            run.units_total = run.units_done = 0
+            RunUnit.objects.filter(run=run).delete()
+            UnitResult.objects.filter(run=run).delete()
+        run.status = RunStatus.COMPUTING
+        run.failure_reason = ""
+        run.finished_at = None
+        try:
+            with transaction.atomic():
+                run.save()
+        except IntegrityError:
+            raise SettlementError(f"{run.year}年{run.scheme}结算已有批次正在计算中，请等待完成后再试") from None
+        if run.job_id:
+            if gathered:
+                jobs.reopen(run.job_id, JobStatus.RUNNING, total=run.units_total, done=run.units_done)
+            else:
+                jobs.reopen(run.job_id, JobStatus.QUEUED)
+        computation = run.computation
+        if not sync:
+            if not gathered:
+                from .tasks import gather_run_task
 
-            gather_run_task.delay(run.job_id, run.pk)
-    elif missing:
-        dispatch_units(run.pk, missing, sync=sync)
-    else:
-        finish_run(run.pk)
+                transaction.on_commit(lambda: gather_run_task.delay(run.job_id, run.pk, computation))
+            elif missing:
+                dispatch_units(run.pk, missing, computation)
+    if sync and not gathered:
+        gather_run(run.pk, computation=computation, sync=True)
+    elif sync and missing:
+        dispatch_units(run.pk, missing, computation, sync=True)
+    elif gathered and not missing:
+        finish_run(run.pk, computation)
     run.refresh_from_db()
     return run
 
@@ -378,10 +438,7 @@ def approve_run(run, user=None):
         blockers = get_rule(run.scheme).approval_blockers(_context(run))
         if blockers:
             raise SettlementError(f"{run}暂不能审核：{'；'.join(blockers)}")
-        run.status = RunStatus.APPROVED
-        run.approved_by = user if user is not None and user.pk else None
-        run.approved_at = timezone.now()
-        run.save()
+        enter_lock(run, user, status=RunStatus.APPROVED)
     return run
 
 
@@ -393,8 +450,20 @@ def mark_paid(run, user=None):
             raise SettlementError(f"只有“已审核”的结算批次才能确认拨付，{run}当前为“{run.get_status_display()}”")
         run.status = RunStatus.PAID
         run.paid_at = timezone.now()
-        run.save()
+        run.save()  # the one change a locked run allows (SettlementRun.allowed_locked_change)
     return run
+
+
+def visible_warnings(run, user):
+    """The run's warnings a user may read: all of them city-wide, else only those of units in scope.
+
+    A run's cross-unit warnings name other counties' units and figures, so they stay with the
+    users who see the whole run.
+    """
+    if user is None or scope_for(user).sees_all:
+        return list(run.warnings)
+    results = restrict(run.results.all(), user).exclude(warnings=[]).order_by("unit_code")
+    return [f"{r.unit_name or r.unit_code}：{w}" for r in results.only("unit_code", "unit_name", "warnings") for w in r.warnings]
 
 
 def latest_run(scheme, year, region_code=None, statuses=(RunStatus.COMPUTED, RunStatus.APPROVED, RunStatus.PAID)):

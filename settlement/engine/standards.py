@@ -8,9 +8,9 @@ the average 统筹支付 of 普通门诊 per person-year of heads, and per class
 from decimal import Decimal
 
 from django.db import transaction
-from django.utils import timezone
 
 from alliances.scope import Role
+from settlement.approval import approve_drafts
 from settlement.models import ApprovalStatus, CapitationStandard
 
 from .base import q2
@@ -68,18 +68,5 @@ def propose_capitation_standards(year, base_years=2, valid_years=2, user=None):
 
 def approve_capitation_standards(queryset, user=None):
     """Approve the given standards (the city bureau's act); returns how many changed."""
-    _require(user, roles={Role.CITY}, action="审批人头标准")
-    now = timezone.now()
-    count = 0
-    with transaction.atomic():
-        # Re-read by key: an admin queryset may carry outer joins that FOR UPDATE refuses.
-        rows = CapitationStandard.objects.select_for_update().filter(
-            pk__in=list(queryset.values_list("pk", flat=True)), status=ApprovalStatus.DRAFT,
-        )
-        for row in rows:
-            row.status = ApprovalStatus.APPROVED
-            row.approved_by = user if user is not None and user.pk else None
-            row.approved_at = now
-            row.save()
-            count += 1
-    return count
+    return approve_drafts(queryset, user, draft=ApprovalStatus.DRAFT, approved=ApprovalStatus.APPROVED,
+                          what="审批人头标准")

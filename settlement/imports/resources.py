@@ -515,14 +515,38 @@ SPECIAL_DESIGNATIONS = Resource(
 # --- standards ---------------------------------------------------------------------------------
 
 _REAPPROVE = {"status": ApprovalStatus.DRAFT, "approved_by_id": None, "approved_at": None}
+APPROVED_STANDARD = "该标准已审批（{amount}元），已审批的标准不能通过导入修改"
+
+
+def _prefetch_approved(model, key):
+    """Approved standards of the file's years, by business key: an upload may repeat them, never change them."""
+
+    def prefetch(rows, ctx):
+        years = {row["year"] for row in rows}
+        ctx.existing = {
+            tuple(values[:-1]): values[-1]
+            for values in model.objects.filter(year__in=years, status=ApprovalStatus.APPROVED).values_list(*key, "amount")
+        }
+
+    return prefetch
+
+
+def _unless_approved(key, values, ctx):
+    approved = ctx.existing.get(tuple(values[name] for name in key))
+    if approved is not None and approved != values["amount"]:
+        raise Bad("人头标准(元/人·年)", str(values["amount"]), APPROVED_STANDARD.format(amount=approved))
+    return values
 
 
 def _finish_capitation(row, ctx):
     disease = ctx.ref("disease", "病种编码", row["disease"]) if row["disease"] else None
-    return {
+    return _unless_approved(_CAPITATION_KEY, {
         "year": row["year"], "insurance_type": row["insurance_type"], "age_band": row["age_band"],
         "disease_id": disease[0] if disease else None, "amount": row["amount"],
-    }
+    }, ctx)
+
+
+_CAPITATION_KEY = ("year", "insurance_type", "age_band", "disease_id")
 
 
 CAPITATION_STANDARDS = Resource(
@@ -534,13 +558,14 @@ CAPITATION_STANDARDS = Resource(
         Column("病种编码", "disease", cells.code(30), lookup="disease", cache=True, export="disease__code"),
         Column("人头标准(元/人·年)", "amount", cells.money, True, example="360.00"),
     ],
-    key=("year", "insurance_type", "age_band", "disease_id"), finish=_finish_capitation, on_change=_REAPPROVE,
+    key=_CAPITATION_KEY, finish=_finish_capitation, on_change=_REAPPROVE,
+    prefetch=_prefetch_approved(CapitationStandard, _CAPITATION_KEY),
 )
 
 
 def _finish_special_standard(row, ctx):
     disease = ctx.ref("disease", "病种编码", row["disease"])
-    return {"year": row["year"], "disease_id": disease[0], "amount": row["amount"]}
+    return _unless_approved(("year", "disease_id"), {"year": row["year"], "disease_id": disease[0], "amount": row["amount"]}, ctx)
 
 
 SPECIAL_STANDARDS = Resource(
@@ -551,9 +576,25 @@ SPECIAL_STANDARDS = Resource(
         Column("人头标准(元/人·年)", "amount", cells.money, True, example="5000.00"),
     ],
     key=("year", "disease_id"), finish=_finish_special_standard, on_change=_REAPPROVE,
+    prefetch=_prefetch_approved(SpecialStandard, ("year", "disease_id")),
 )
 
 _points = cells.decimal(4, label="点数", max_digits=12)
+
+
+def _prefetch_drg_locks(rows, ctx):
+    ctx.existing = {year: DrgGroup(year=year).locked_reason() for year in {row["year"] for row in rows}}
+
+
+def _finish_drg_group(row, ctx):
+    locked = ctx.existing.get(row["year"])
+    if locked:
+        raise Bad("年度", str(row["year"]), locked)
+    return {
+        "year": row["year"], "code": row["code"], "name": row["name"], "base_points": row["base_points"],
+        "average_cost": row["average_cost"], "bed_day_points": row["bed_day_points"],
+        "same_price": bool(row["same_price"]), "tcm_support": bool(row["tcm_support"]),
+    }
 
 DRG_GROUPS = Resource(
     "drg_groups", DrgGroup,
@@ -567,12 +608,7 @@ DRG_GROUPS = Resource(
         Column("同病同价", "same_price", cells.yes_no, cache=True, example="否"),
         Column("中医扶持", "tcm_support", cells.yes_no, cache=True, example="否"),
     ],
-    key=("year", "code"),
-    finish=lambda row, ctx: {
-        "year": row["year"], "code": row["code"], "name": row["name"], "base_points": row["base_points"],
-        "average_cost": row["average_cost"], "bed_day_points": row["bed_day_points"],
-        "same_price": bool(row["same_price"]), "tcm_support": bool(row["tcm_support"]),
-    },
+    key=("year", "code"), finish=_finish_drg_group, prefetch=_prefetch_drg_locks,
 )
 
 

@@ -316,7 +316,7 @@ def test_hospital_cannot_attach_a_foreign_team_by_forged_post(world, make_user, 
     foreign_team = world.c_ib.team
     response = client.post(
         f"/admin/contracts/contract/{world.c_ma.pk}/change/",
-        {"person": world.p_ma.pk, "team": foreign_team.pk, "package": "", "start": "2024-01-01", "end": ""},
+        {"person": world.p_ma.id_number, "team": foreign_team.pk, "package": "", "start": "2024-01-01", "end": ""},
     )
     assert response.status_code == 200  # the form comes back with an error
     world.c_ma.refresh_from_db()
@@ -347,9 +347,10 @@ def test_auditor_reads_but_cannot_write(world, make_user, client):
     assert client.get(f"/admin/settlement/budget/{world.budgets['YGT-NX'].pk}/change/").status_code == 200
 
 
-def _contract_post(contract, **extra):
+def _contract_post(contract, by_card=False, **extra):
+    # Hospital staff name the person by the full ID number (the card), everyone else picks the row.
     data = {
-        "person": contract.person_id, "team": contract.team_id, "package": "",
+        "person": contract.person.id_number if by_card else contract.person_id, "team": contract.team_id, "package": "",
         "start": contract.start.isoformat(), "end": "",
     }
     data.update(extra)
@@ -363,7 +364,7 @@ def test_hospital_cannot_set_the_verification_date(world, make_user, client):
     assert 'name="verified_on"' not in html  # shown read-only
     assert "核实日期" in html
 
-    response = client.post(url, _contract_post(world.c_ma, verified_on="2024-02-01", verified_by=1))
+    response = client.post(url, _contract_post(world.c_ma, by_card=True, verified_on="2024-02-01", verified_by=1))
     assert response.status_code == 302
     world.c_ma.refresh_from_db()
     assert world.c_ma.verified_on is None
@@ -380,7 +381,7 @@ def test_hospital_adding_a_contract_cannot_verify_it(world, make_user, client):
     )
     team = FamilyDoctorTeam.objects.get(pk=world.c_ma.team_id)
     response = client.post("/admin/contracts/contract/add/", {
-        "person": person.pk, "team": team.pk, "package": "", "start": "2024-05-01", "end": "",
+        "person": person.id_number, "team": team.pk, "package": "", "start": "2024-05-01", "end": "",
         "verified_on": "2024-05-01",
     })
     assert response.status_code == 302, _form_errors(response)
@@ -393,7 +394,7 @@ def test_hospital_can_sign_a_person_of_its_county_not_yet_linked_to_it(world, ma
     _login(client, make_user("hospital", "H33050200002"))
     person = factories.person(county=world.county, name="戊")
     response = client.post("/admin/contracts/contract/add/", {
-        "person": person.pk, "team": world.c_ma.team_id, "package": "", "start": "2024-05-01", "end": "",
+        "person": person.id_number, "team": world.c_ma.team_id, "package": "", "start": "2024-05-01", "end": "",
     })
     assert response.status_code == 302, _form_errors(response)
     assert person.contracts.get().institution.code == "H33050200002"
@@ -525,7 +526,7 @@ def test_hospital_cannot_restore_a_revoked_verification_by_reverting(world, make
 
     _login(client, make_user("hospital", "H33050200002"))
     response = client.post(
-        f"/admin/contracts/contract/{contract.pk}/history/{verified_version.history_id}/", _contract_post(contract),
+        f"/admin/contracts/contract/{contract.pk}/history/{verified_version.history_id}/", _contract_post(contract, by_card=True),
     )
     assert response.status_code in (302, 403)
     contract.refresh_from_db()
@@ -540,7 +541,7 @@ def test_hospital_editing_keeps_an_existing_verification(world, make_user, clien
     contract.save()
     _login(client, make_user("hospital", "H33050200002"))
     response = client.post(
-        f"/admin/contracts/contract/{contract.pk}/change/", _contract_post(contract, end="2024-12-31"),
+        f"/admin/contracts/contract/{contract.pk}/change/", _contract_post(contract, by_card=True, end="2024-12-31"),
     )
     assert response.status_code == 302, _form_errors(response)
     contract.refresh_from_db()

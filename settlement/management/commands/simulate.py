@@ -56,5 +56,10 @@ class Command(BaseCommand):
             f"差额 {money(outlay['difference'])}；增加{summary['gaining']}个单位，减少{summary['losing']}个，"
             f"不变{summary['unchanged']}个"
         )
-        for warning in simulation.warnings:
+        # The base run's own warnings were printed by `settle`; only what the simulation adds is news.
+        known = set(simulation.base_run.warnings)
+        new = [w for w in simulation.warnings if w not in known]
+        for warning in new:
             self.stdout.write(f"提示：{warning}")
+        if len(simulation.warnings) > len(new):
+            self.stdout.write(f"另有{len(simulation.warnings) - len(new)}条提示与基准批次相同，未重复列出")

@@ -3,7 +3,6 @@ refusals, the guards that keep a simulation away from money, and an untouched ba
 from decimal import Decimal
 
 import pytest
-from django.forms.models import model_to_dict
 
 from settlement.approval import Refused
 from settlement.engine import services, simulation as sim

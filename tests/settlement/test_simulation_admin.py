@@ -5,13 +5,16 @@ import json
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from openpyxl import load_workbook
 
 from settlement.engine import simulation as sim
 from settlement.engine.services import start_run
 from settlement.engine.simulation_models import Simulation
-from tests.settlement.engine_data import policy
+from tests import factories
+from tests.settlement.engine_data import d, policy
 from tests.settlement.test_engine_runs import build_two_alliances
 
 pytestmark = pytest.mark.django_db
@@ -158,8 +161,6 @@ def test_a_hospital_sees_only_its_units_and_cannot_simulate(client, make_user, s
 def test_other_hospitals_and_counties_cannot_reach_it(client, make_user, settled, other_county):
     a, b, run = settled
     simulation = sim.start_simulation(run, {}, sync=True)
-    from tests import factories
-
     stranger = factories.institution(county=other_county)
     login(client, make_user("hospital", stranger.code))
     assert client.get(reverse("admin:settlement_simulation_change", args=[simulation.pk])).status_code == 404
@@ -170,3 +171,27 @@ def test_other_hospitals_and_counties_cannot_reach_it(client, make_user, settled
     login(client, make_user("auditor"))
     assert client.get(reverse("admin:settlement_simulation_change", args=[simulation.pk])).status_code == 200
     assert client.get(new_url(run)).status_code == 403
+
+
+def test_the_result_page_does_a_fixed_number_of_queries(client, make_user, settled):
+    a, b, run = settled
+    login(client, make_user("city"))
+
+    def queries(simulation):
+        url = reverse("admin:settlement_simulation_change", args=[simulation.pk])
+        client.get(url)  # warm the session and the user's scope
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    small = queries(sim.start_simulation(run, {"retention": "0.80"}, sync=True))
+    # Three more alliances, each with its own head: the same page over five units.
+    for _ in range(3):
+        lead = factories.institution(county=a.county)
+        factories.alliance(lead=lead)
+        person = factories.person(a.county)
+        factories.contract(person, lead, d("2024-01-01"), verified_on=d("2024-01-02"))
+    bigger = start_run("capitation", 2025, sync=True)
+    simulation = sim.start_simulation(bigger, {"retention": "0.80"}, sync=True)
+    assert simulation.units.count() == 5
+    assert queries(simulation) == small

@@ -3,7 +3,8 @@
 For each scheme: the time of a whole run (`start_run(sync=True)`: gather, compute, persist), of a
 simulation from the run's stored inputs (no gather: the common case), and of one that must gather
 again (a changed gather parameter or a per-case factor). Figures are printed, never asserted; a
-simulation from stored inputs is expected to cost a small fraction of the run.
+simulation from stored inputs is expected to cost a small fraction of the run. It settles (replacing
+draft results, adding versions after approved ones) and keeps its simulations: use a bench or demo database.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal_bench .venv/bin/python bench/simulation_bench.py
     options: --size small|city (seeded when the database has no claims)  --year YYYY  --repeat N

@@ -240,7 +240,7 @@ class SimulationAdmin(ScopedAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if not str(object_id).isdigit():
             raise Http404("政策模拟不存在或不在您的数据范围内")
-        simulation = self._visible(request, object_id)
+        simulation = sim.settle_with_job(self._visible(request, object_id))
         units = list(sim.visible_units(simulation, request.user))
         summary = sim.totals(units)
         return TemplateResponse(request, "settlement/simulation/result.html", {

@@ -26,7 +26,7 @@ from django.utils import timezone
 from alliances.scope import Role, restrict, scope_for
 from settlement import jobs
 from settlement.approval import Refused
-from settlement.models import JobKind, Payment, Scheme
+from settlement.models import JobKind, JobStatus, Payment, Scheme
 
 from . import codec
 from .base import RunContext, UnitOutcome, get_rule, q2
@@ -130,8 +130,9 @@ def plan(run, changes=None, factors=None):
     except ValidationError as exc:
         raise Refused("；".join(exc.messages)) from None
     stored = to_json(params)
-    base = to_json(from_json(rule.params_class, run.parameters or {}))
-    changed = {name: stored[name] for name in (changes or {}) if stored[name] != base.get(name)}
+    base = from_json(rule.params_class, run.parameters or {})
+    # Compared as typed values: "0.850" is no change from "0.85".
+    changed = {name: stored[name] for name in (changes or {}) if getattr(params, name) != getattr(base, name)}
     where = {}
     for name in factors.used():
         place = rule.simulation_factors.get(name)
@@ -304,6 +305,18 @@ def _fail(simulation, reason):
                                            finished_at=timezone.now())
         if simulation.job_id:
             jobs.finish(simulation.job_id, reason, failed=True)
+
+
+def settle_with_job(simulation):
+    """A simulation still 排队中/计算中 whose job has ended failed (its worker declared dead by the
+    sweep, which knows runs but not simulations) fails with the job's reason; returns it as it stands."""
+    if simulation.status not in (SimulationStatus.QUEUED, SimulationStatus.COMPUTING) or not simulation.job_id:
+        return simulation
+    job = jobs.sweep_if_stale(simulation.job)
+    if job.status == JobStatus.FAILED:
+        _fail(simulation, job.message or "后台进程已中断，模拟未完成，请重新发起模拟")
+        simulation.refresh_from_db()
+    return simulation
 
 
 # --- the command line ----------------------------------------------------------------------

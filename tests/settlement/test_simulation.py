@@ -76,7 +76,8 @@ def test_a_gather_parameter_is_gathered_again_into_the_simulation_only(capitatio
     # After the base run: a new head with a 慢病门诊 claim of 200.00, not in the run's stored inputs.
     add_head_with_claim("慢病门诊", "200.00")
 
-    unchanged = sim.start_simulation(capitation_run, {"retention": "0.85"}, sync=True)
+    unchanged = sim.start_simulation(capitation_run, {"retention": "0.850", "visit_types": ["普通门诊", "慢病门诊"]},
+                                     sync=True)
     # Nothing changed: the stored inputs are used, the new claim and head are not seen.
     assert not unchanged.regathered and unchanged.changes == {}
     assert unit(unchanged, "YGT-A").actual == D("800.00")
@@ -205,3 +206,12 @@ def test_a_run_computed_again_keeps_what_the_simulation_compared(capitation_run)
     assert unit(s, "YGT-A").base_amount == D("850.00")
     # The new computation's inputs are not the simulation's: a new simulation takes them.
     assert sim.start_simulation(SettlementRun.objects.get(pk=capitation_run.pk), {}, sync=True).base_computation == 2
+
+
+def test_a_simulation_whose_job_died_is_shown_failed(capitation_run):
+    s = sim.start_simulation(capitation_run, {"retention": "0.80"})  # queued; its message never sent here
+    assert s.status == SimulationStatus.QUEUED
+    Job.objects.filter(pk=s.job_id).update(status=JobStatus.FAILED, message="后台进程已中断（worker1已重启，任务未完成）")
+    s = sim.settle_with_job(s)
+    assert s.status == SimulationStatus.FAILED and "worker1已重启" in s.failure_reason
+    assert not s.units.exists()

@@ -18,6 +18,7 @@ from settlement.engine.models import SettlementRun
 from settlement.engine.params import from_json
 from settlement.engine.schemes.drg import budget_tolerance
 from settlement.engine.simulation_models import FIGURE_FIELDS, SimulationStatus
+from settlement.models import Job, JobStatus
 
 D = Decimal
 YEAR = default_year()
@@ -158,3 +159,12 @@ def test_family_doctor_standards_factor(runs):
     for u in s.units.all():
         r = run.results.get(unit_code=u.unit_code)
         assert u.actual == q2(r.actual * D("1.5"))
+
+
+def test_a_simulation_that_cannot_be_computed_fails_with_its_reason_and_stores_nothing(runs):
+    run = runs["drg"]
+    # One city pool needs a budget row keyed by the city's code, which the demo does not have.
+    s = sim.start_simulation(run, {"pool_mode": "city"}, sync=True)
+    assert s.status == SimulationStatus.FAILED and s.regathered
+    assert "没有预算额度" in s.failure_reason and not s.units.exists()
+    assert Job.objects.get(pk=s.job_id).status == JobStatus.FAILED

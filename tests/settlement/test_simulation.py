@@ -215,3 +215,14 @@ def test_a_simulation_whose_job_died_is_shown_failed(capitation_run):
     s = sim.settle_with_job(s)
     assert s.status == SimulationStatus.FAILED and "worker1已重启" in s.failure_reason
     assert not s.units.exists()
+
+
+def test_a_county_bureau_simulates_its_own_countys_run(db, make_user):
+    county, a, b = build_two_alliances()
+    policy()
+    run = services.start_run("capitation", 2025, county.code, sync=True)  # the city-wide policy applies
+    user = make_user("county", county.code)
+    s = sim.start_simulation(run, {"retention": "0.80"}, user=user, sync=True)
+    assert s.status == SimulationStatus.COMPUTED and s.created_by == user and s.region == county
+    # A: 1,000.00 × 80% = 800.00
+    assert unit(s, "YGT-A").amount == D("800.00")

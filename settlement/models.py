@@ -469,6 +469,7 @@ class JobKind(models.TextChoices):
     PREPAYMENT = "prepayment", "月度预拨"
     EXPORT = "export", "数据导出"
     REPORT = "report", "报表"
+    SIMULATION = "simulation", "政策模拟"
 
 
 class JobStatus(models.TextChoices):

@@ -429,7 +429,15 @@ def resume_run(run, user=None, sync=False):
     return run
 
 
+def require_run(run, action):
+    """Only a settlement run is approved, paid or exported: never a simulation (SPEC §11) or any
+    other object that happens to share a primary key with a run."""
+    if not isinstance(run, SettlementRun):
+        raise SettlementError(f"“{run}”不是结算批次，不能{action}（政策模拟不产生任何资金结算）")
+
+
 def approve_run(run, user=None):
+    require_run(run, "审核")
     _require(user, roles={Role.CITY}, action="审核结算")
     with transaction.atomic():
         run = SettlementRun.objects.select_for_update().get(pk=run.pk)
@@ -443,6 +451,7 @@ def approve_run(run, user=None):
 
 
 def mark_paid(run, user=None):
+    require_run(run, "确认拨付")
     _require(user, roles={Role.CITY}, action="确认拨付")
     with transaction.atomic():
         run = SettlementRun.objects.select_for_update().get(pk=run.pk)

@@ -10,7 +10,9 @@ requeued when its pool process dies: a worker killed mid-task loses no work.
 """
 from celery import shared_task
 
-from . import services
+from settlement import jobs
+
+from . import services, simulation
 
 IDEMPOTENT = {"acks_late": True, "reject_on_worker_lost": True}
 
@@ -28,3 +30,11 @@ def compute_unit_task(run_id, unit_code, computation=None):
 @shared_task(**IDEMPOTENT)
 def prepayment_task(scheme, year, month, region_code=None):
     return services.run_prepayment(scheme, year, month, region_code)
+
+
+@shared_task(**IDEMPOTENT)
+def simulation_task(job_id, simulation_id):
+    # A simulation stores its units in one transaction at the end: run again, it starts afresh.
+    if not jobs.claim(job_id):
+        return  # cancelled before it started, already run, or still running elsewhere
+    simulation.run_simulation(simulation_id)

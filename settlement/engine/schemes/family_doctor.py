@@ -186,6 +186,15 @@ class FamilyDoctorRule(SchemeRule):
     scheme = Scheme.FAMILY_DOCTOR.value
     params_class = FamilyDoctorParams
 
+    # The census day picks the signed persons; the default score is filled in for missing assessments.
+    gather_parameters = frozenset({"advance_month", "advance_day", "default_score"})
+    # The service-package fee is this scheme's standard (元/人·年).
+    simulation_factors = {"standards": "inputs"}
+
+    def scale_inputs(self, inputs, factors):
+        f = factors.standards
+        return dataclasses.replace(inputs, signed_fees=inputs.signed_fees * f, served_fees=inputs.served_fees * f)
+
     def gather(self, ctx: RunContext, params) -> dict[str, FamilyDoctorInputs]:
         return gather_inputs(ctx, params)
 

@@ -373,6 +373,21 @@ class SpecialOutpatientRule(SchemeRule):
     scheme = Scheme.SPECIAL_OUTPATIENT.value
     params_class = SpecialOutpatientParams
 
+    # The risk weights are applied while the heads are summed.
+    gather_parameters = frozenset({"risk_age", "risk_a", "risk_b"})
+    simulation_factors = {"standards": "inputs"}
+
+    def scale_inputs(self, inputs, factors):
+        # Every S_d × f scales both sums alike, so the calibration k = Σ S / Σ S·w stays as it is.
+        f = factors.standards
+        return dataclasses.replace(
+            inputs,
+            standard_sum=inputs.standard_sum * f,
+            weighted_sum=inputs.weighted_sum * f,
+            plan_weighted_sum=inputs.plan_weighted_sum * f,
+            plan_quota=institution_quota(inputs.plan_calibration, inputs.plan_weighted_sum * f),
+        )
+
     def gather(self, ctx: RunContext, params) -> dict[str, SpecialOutpatientInputs]:
         return gather_inputs(ctx, params)
 

@@ -1,6 +1,6 @@
-"""Thin Celery wrappers around the settlement services (one task per unit, SPEC §7).
+"""Thin Celery wrappers around the settlement services (one task per batch of units, SPEC §7).
 
-Unit tasks carry (run id, unit code, computation): the unit's inputs are stored in `RunUnit` by the
+Unit tasks carry (run id, unit codes, computation): the unit's inputs are stored in `RunUnit` by the
 gather step, so a redelivered or resumed task recomputes the very same figures, and one sent by an
 earlier computation of the run finds its number outdated and writes nothing.
 
@@ -23,7 +23,13 @@ def gather_run_task(job_id, run_id, computation=None):
 
 
 @shared_task(**IDEMPOTENT)
+def compute_units_task(run_id, unit_codes, computation=None):
+    services.compute_units(run_id, unit_codes, computation=computation)
+
+
+@shared_task(**IDEMPOTENT)
 def compute_unit_task(run_id, unit_code, computation=None):
+    """One unit, as messages queued before units travelled in batches still ask."""
     services.compute_unit(run_id, unit_code, computation=computation)
 
 

@@ -292,10 +292,10 @@ def test_approve_policies_is_all_or_nothing(make_user):
     assert set(PaymentPolicy.objects.values_list("status", flat=True)) == {ApprovalStatus.DRAFT}
 
 
-def test_approve_benefit_rules_and_unknown_kinds_are_refused(make_user):
+def test_approve_empty_benefit_rules_and_unknown_kinds_are_refused(make_user):
     city = make_user("city")
     assert refused("approve", "benefit_rules", "--year", "2025", "--user", city.username) == \
-        "待遇政策表（benefit_rules）尚未启用"
+        "2025年度待遇政策表没有任何规则，请先导入 benefit_rules"
     assert refused("approve", "budgets", "--year", "2025", "--user", city.username).startswith("未知的审批对象“budgets”")
 
 

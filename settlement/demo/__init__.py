@@ -19,6 +19,7 @@ from settlement.engine.models import PaymentPolicy
 from settlement.models import OutpatientClaim
 
 from . import catalogue as cat
+from .benefits import write_benefits
 from .parameters import write_parameters
 from .policies import write_policies
 from .population import COLUMNS, WRITE_ORDER, Population
@@ -157,6 +158,8 @@ def _seed(profile, year, log, writer, started):
         approver = _create_logins(city)
         parameter_counts = write_parameters(city, population.totals, log, approver)
         parameter_counts[PaymentPolicy] = write_policies(city.year, approver, log)
+        benefit_counts, added_claims = write_benefits(city, approver, log)
+        parameter_counts.update(benefit_counts)
     reference = {
         "统筹区/县区": len(city.counties) + 1,
         "定点医疗机构": len(city.institutions),
@@ -166,6 +169,7 @@ def _seed(profile, year, log, writer, started):
     counts.update(reference)
     for model in WRITE_ORDER:
         counts[str(model._meta.verbose_name)] = population.totals.rows[model]
+    counts[str(OutpatientClaim._meta.verbose_name)] += added_claims  # the benefit demo's out-of-city claims
     for model, n in parameter_counts.items():
         counts[str(model._meta.verbose_name)] = n
     return counts

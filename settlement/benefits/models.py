@@ -165,32 +165,36 @@ class BenefitFigure(ScopedModel, models.Model):
     """应付统筹 of one outpatient claim or inpatient case of a year, with its derivation.
 
     Written only by `compute_expected` (replacing the year's previous figures); `difference` =
-    统筹支付 − 应付统筹 is what rule BEN01 reads.
+    统筹支付 − 应付统筹 is what rule BEN01 reads. The rows are derived, written INSERT … SELECT from
+    rows that exist: their foreign keys carry no database constraint (a million deferred key checks
+    at COMMIT cost more than the computation); Django still cascades a deleted claim or case.
     """
 
     year = models.PositiveSmallIntegerField("年度")
     care_type = models.CharField("就医类型", max_length=2, choices=CareType.choices)
     claim = models.OneToOneField(
         OutpatientClaim, verbose_name="门诊结算记录", null=True, blank=True, on_delete=models.CASCADE,
-        related_name="benefit_figure",
+        related_name="benefit_figure", db_constraint=False,
     )
     case = models.OneToOneField(
         InpatientCase, verbose_name="住院病例", null=True, blank=True, on_delete=models.CASCADE,
-        related_name="benefit_figure",
+        related_name="benefit_figure", db_constraint=False,
     )
     serial = models.CharField("单据号", max_length=40)
-    institution = models.ForeignKey(Institution, verbose_name="机构", on_delete=models.CASCADE, related_name="+", db_index=False)
-    person = models.ForeignKey(InsuredPerson, verbose_name="参保人", on_delete=models.CASCADE, related_name="+", db_index=False)
+    institution = models.ForeignKey(Institution, verbose_name="机构", on_delete=models.CASCADE, related_name="+",
+                                    db_index=False, db_constraint=False)
+    person = models.ForeignKey(InsuredPerson, verbose_name="参保人", on_delete=models.CASCADE, related_name="+",
+                               db_index=False, db_constraint=False)
     service_date = models.DateField("就诊/出院日期")
     level = models.CharField("机构等级", max_length=4, choices=InstitutionLevel.choices)
     visit_type = models.CharField("门诊类型", max_length=4, blank=True)
     in_scope = money("政策范围内费用")
     rule = models.ForeignKey(BenefitRule, verbose_name="适用规则", null=True, on_delete=models.SET_NULL, related_name="+",
-                             db_index=False)
+                             db_index=False, db_constraint=False)
     deductible = money("起付标准", null=True)
     joined_case = models.ForeignKey(
         InpatientCase, verbose_name="合并起付的前次住院", null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+", db_index=False,
+        related_name="+", db_index=False, db_constraint=False,
     )
     joined_deductible = money("前次住院已收起付", null=True, blank=True)
     deductible_used = money("本次计入起付", null=True)
@@ -215,7 +219,6 @@ class BenefitFigure(ScopedModel, models.Model):
         verbose_name = "应付统筹测算"
         verbose_name_plural = verbose_name
         indexes = [
-            models.Index(fields=["year", "institution"], name="benefit_figure_year_inst"),
             # The 核对 page and BEN01 read only the differing figures.
             models.Index(fields=["year", "difference"], name="benefit_figure_differs",
                          condition=Q(difference__gt="0.01") | Q(difference__lt="-0.01")),

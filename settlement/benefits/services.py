@@ -126,24 +126,59 @@ def _tables():
     }
 
 
-# Per row: its rule, its flags (relocated, referred out, referred down, revoked), the modifier points.
+# One claim or case per row with what the arithmetic needs; `day` is when referrals and relocation are
+# judged (visit date; admission date), `ordered_on` the order deductible and limit are consumed in.
+_BASE = {
+    CareType.OUTPATIENT: """
+    SELECT c.id, c.person_id, c.institution_id, c.serial, c.visit_date AS day, c.visit_date AS ordered_on,
+      c.visit_type, c.insurance_type, COALESCE(c.in_scope_cost, c.total_cost) AS in_scope, c.fund_paid, i.level,
+      i.kind, ir.code AS inst_code, i.county_id AS inst_county, p.county_id AS person_county,
+      COALESCE(d.code, '') AS disease_code, NOT starts_with(ir.code, %(city)s) AS out_of_city
+    FROM {claim} c JOIN {inst} i ON i.id = c.institution_id JOIN {region} ir ON ir.id = i.county_id
+      JOIN {person} p ON p.id = c.person_id LEFT JOIN {disease} d ON d.id = c.disease_id
+    WHERE c.visit_date BETWEEN %(first)s AND %(last)s
+    """,
+    CareType.INPATIENT: """
+    SELECT c.id, c.person_id, c.institution_id, c.serial, c.admission_date AS day, c.discharge_date AS ordered_on,
+      ''::varchar AS visit_type, p.insurance_type, COALESCE(c.in_scope_cost, c.total_cost) AS in_scope, c.fund_paid,
+      i.level, i.kind, ir.code AS inst_code, i.county_id AS inst_county, p.county_id AS person_county,
+      c.principal_diagnosis AS disease_code, NOT starts_with(ir.code, %(city)s) AS out_of_city
+    FROM {case} c JOIN {inst} i ON i.id = c.institution_id JOIN {region} ir ON ir.id = i.county_id
+      JOIN {person} p ON p.id = c.person_id
+    WHERE c.discharge_date BETWEEN %(first)s AND %(last)s
+    """,
+}
+
+# Referral and relocation flags, only for the few rows whose person has a relocation filing or a
+# 下转 / 转外 referral: a small table the main statement hash-joins, instead of probing per claim.
 _FLAGS = """
+CREATE TEMP TABLE benefit_flags ON COMMIT DROP AS
+WITH
+  base AS ({base} AND c.person_id IN (
+    SELECT person_id FROM {reloc} UNION SELECT person_id FROM {ref} WHERE direction IN ('下转', '转外'))),
   revoked AS (
     SELECT person_id FROM {reloc} WHERE filed_on BETWEEN %(first)s AND %(last)s GROUP BY person_id HAVING count(*) >= 2
-  ),
+  )
+SELECT b.id, (b.person_id IN (SELECT person_id FROM revoked)) AS revoked,
+  CASE WHEN b.person_id IN (SELECT person_id FROM revoked) THEN NULL ELSE (
+    SELECT r.destination FROM {reloc} r
+    WHERE r.person_id = b.person_id AND r.filed_on <= b.day AND (r.ended_on IS NULL OR r.ended_on >= b.day)
+      AND starts_with(b.inst_code, regexp_replace(r.destination, '(00)+$', ''))
+    ORDER BY r.filed_on DESC LIMIT 1) END AS relocated_to,
+  EXISTS (SELECT 1 FROM {ref} r WHERE r.person_id = b.person_id AND r.direction = '转外'
+          AND b.day BETWEEN r.referred_on AND r.referred_on + %(out_days)s) AS referred_out,
+  EXISTS (SELECT 1 FROM {ref} r WHERE r.person_id = b.person_id AND r.direction = '下转'
+          AND r.to_institution_id = b.institution_id
+          AND b.day BETWEEN r.referred_on AND r.referred_on + %(window)s) AS referred_down
+FROM base b
+"""
+
+# Per row: its rule (few distinct keys: the planner memoises the lookup), its flags, the points.
+_RULED = """
   flagged AS (
-    SELECT b.*, (b.person_id IN (SELECT person_id FROM revoked)) AS revoked,
-      CASE WHEN b.person_id IN (SELECT person_id FROM revoked) THEN NULL ELSE (
-        SELECT r.destination FROM {reloc} r
-        WHERE r.person_id = b.person_id AND r.filed_on <= b.day AND (r.ended_on IS NULL OR r.ended_on >= b.day)
-          AND starts_with(b.inst_code, regexp_replace(r.destination, '(00)+$', ''))
-        ORDER BY r.filed_on DESC LIMIT 1) END AS relocated_to,
-      EXISTS (SELECT 1 FROM {ref} r WHERE r.person_id = b.person_id AND r.direction = '转外'
-              AND b.day BETWEEN r.referred_on AND r.referred_on + %(out_days)s) AS referred_out,
-      EXISTS (SELECT 1 FROM {ref} r WHERE r.person_id = b.person_id AND r.direction = '下转'
-              AND r.to_institution_id = b.institution_id
-              AND b.day BETWEEN r.referred_on AND r.referred_on + %(window)s) AS referred_down
-    FROM base b
+    SELECT b.*, COALESCE(f.revoked, false) AS revoked, f.relocated_to,
+      COALESCE(f.referred_out, false) AS referred_out, COALESCE(f.referred_down, false) AS referred_down
+    FROM base b LEFT JOIN benefit_flags f ON f.id = b.id
   ),
   ruled AS (
     SELECT f.*, ru.id AS rule_id, ru.deductible, ru.ratio AS base_ratio, ru.annual_limit
@@ -173,40 +208,38 @@ _RELOCATION_TEXT = """
        ELSE '' END
 """
 
-_OUTPATIENT = """
-WITH
-  base AS (
-    SELECT c.id, c.person_id, c.institution_id, c.serial, c.visit_date AS day, c.visit_type, c.insurance_type,
-      COALESCE(c.in_scope_cost, c.total_cost) AS in_scope, c.fund_paid, i.level, i.kind, ir.code AS inst_code,
-      i.county_id AS inst_county, p.county_id AS person_county, COALESCE(d.code, '') AS disease_code,
-      NOT starts_with(ir.code, %(city)s) AS out_of_city
-    FROM {claim} c JOIN {inst} i ON i.id = c.institution_id JOIN {region} ir ON ir.id = i.county_id
-      JOIN {person} p ON p.id = c.person_id LEFT JOIN {disease} d ON d.id = c.disease_id
-    WHERE c.visit_date BETWEEN %(first)s AND %(last)s
-  ),
-""" + _FLAGS + """,
-  consumed AS (
-    SELECT p.*, LEAST(100, GREATEST(0, p.base_ratio + p.p_down - p.p_cross - p.p_out)) AS ratio,
-      SUM(p.in_scope) OVER w AS in_scope_to_here
+# The running sums are over whole 分 in bigint: a year's claims through two window passes is where
+# numeric arithmetic would spend most of the time. Half-up to 分: (x·r + 5000) div 10000, x ≥ 0, r in
+# basis points (the ratio's 2 decimals).
+_OUTPATIENT = "WITH base AS (" + _BASE[CareType.OUTPATIENT] + ")," + _RULED + """,
+  cents AS (
+    SELECT p.id, p.person_id, p.institution_id, p.serial, p.day, p.level, p.visit_type, p.fund_paid, p.in_scope,
+      p.rule_id, p.deductible, p.base_ratio, p.annual_limit, p.p_down, p.p_cross, p.p_out, p.relocated_to, p.revoked,
+      p.out_of_city, LEAST(100, GREATEST(0, p.base_ratio + p.p_down - p.p_cross - p.p_out)) AS ratio,
+      (p.in_scope * 100)::bigint AS in_c, (p.deductible * 100)::bigint AS ded_c, (p.annual_limit * 100)::bigint AS lim_c
     FROM pointed p
-    WINDOW w AS (PARTITION BY p.person_id, p.rule_id ORDER BY p.day, p.serial, p.id ROWS UNBOUNDED PRECEDING)
+  ),
+  consumed AS (
+    SELECT c.*, (c.ratio * 100)::bigint AS ratio_bp, (SUM(c.in_c) OVER w)::bigint AS in_to_here
+    FROM cents c
+    WINDOW w AS (PARTITION BY c.person_id, c.rule_id ORDER BY c.day, c.serial, c.id ROWS UNBOUNDED PRECEDING)
   ),
   funded AS (
-    SELECT c.*, round((c.in_scope - c.ded_used) * c.ratio / 100, 2) AS before_limit
-    FROM (SELECT c.*, LEAST(c.deductible, c.in_scope_to_here) - LEAST(c.deductible, c.in_scope_to_here - c.in_scope)
-                 AS ded_used FROM consumed c) c
+    SELECT c.*, ((c.in_c - c.ded_used_c) * c.ratio_bp + 5000) / 10000 AS before_c
+    FROM (SELECT c.*, LEAST(c.ded_c, c.in_to_here) - LEAST(c.ded_c, c.in_to_here - c.in_c) AS ded_used_c
+          FROM consumed c) c
   ),
   limited AS (
-    SELECT f.*, SUM(f.before_limit) OVER w - f.before_limit AS fund_before
+    SELECT f.*, (SUM(f.before_c) OVER w)::bigint - f.before_c AS fund_before_c
     FROM funded f
     WINDOW w AS (PARTITION BY f.person_id, f.rule_id ORDER BY f.day, f.serial, f.id ROWS UNBOUNDED PRECEDING)
   ),
   expected AS (
-    SELECT l.*,
+    SELECT l.*, l.ded_used_c / 100.0 AS ded_used, l.before_c / 100.0 AS before_limit,
       CASE WHEN l.rule_id IS NULL THEN NULL
-           WHEN l.annual_limit IS NULL THEN l.before_limit
-           ELSE LEAST(l.annual_limit, l.fund_before + l.before_limit) - LEAST(l.annual_limit, l.fund_before) END AS amount,
-      l.annual_limit - LEAST(l.annual_limit, l.fund_before) AS left_before
+           WHEN l.lim_c IS NULL THEN l.before_c / 100.0
+           ELSE (LEAST(l.lim_c, l.fund_before_c + l.before_c) - LEAST(l.lim_c, l.fund_before_c)) / 100.0 END AS amount,
+      (l.lim_c - LEAST(l.lim_c, l.fund_before_c)) / 100.0 AS left_before
     FROM limited l
   )
 INSERT INTO {fig} (year, care_type, claim_id, case_id, serial, institution_id, person_id, service_date, level,
@@ -224,18 +257,8 @@ FROM expected e
 
 _INPATIENT_RULED = """
 CREATE TEMP TABLE benefit_cases ON COMMIT DROP AS
-WITH
-  base AS (
-    SELECT c.id, c.person_id, c.institution_id, c.serial, c.discharge_date, c.admission_date AS day,
-      ''::varchar AS visit_type, p.insurance_type, COALESCE(c.in_scope_cost, c.total_cost) AS in_scope, c.fund_paid,
-      i.level, i.kind, ir.code AS inst_code, i.county_id AS inst_county, p.county_id AS person_county,
-      c.principal_diagnosis AS disease_code, NOT starts_with(ir.code, %(city)s) AS out_of_city
-    FROM {case} c JOIN {inst} i ON i.id = c.institution_id JOIN {region} ir ON ir.id = i.county_id
-      JOIN {person} p ON p.id = c.person_id
-    WHERE c.discharge_date BETWEEN %(first)s AND %(last)s
-  ),
-""" + _FLAGS + """
-SELECT p.*, LEAST(100, GREATEST(0, p.base_ratio + p.p_down - p.p_cross - p.p_out)) AS ratio,
+WITH base AS (""" + _BASE[CareType.INPATIENT] + ")," + _RULED + """
+SELECT p.*, p.ordered_on AS discharge_date, LEAST(100, GREATEST(0, p.base_ratio + p.p_down - p.p_cross - p.p_out)) AS ratio,
   LEAST(p.deductible, p.in_scope) AS own_charged
 FROM pointed p
 """
@@ -318,14 +341,27 @@ def compute_expected(year, user=None, job_id=None):
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"benefits:{year}"])
         if job_id:
             jobs.set_total(job_id, 3)
+        # Compiling a statement this size costs more than it saves on a year's claims.
+        cursor.execute("SET LOCAL jit = off")
+        # One in-memory sort of the year's claims by person, rule and date instead of spilling to disk.
+        cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute(f"DELETE FROM {names['fig']} WHERE year = %s", [year])
-        cursor.execute(_OUTPATIENT.format(**names), {**values, "care": CareType.OUTPATIENT})
+        outpatient = {**values, "care": CareType.OUTPATIENT}
+        cursor.execute(_FLAGS.format(base=_BASE[CareType.OUTPATIENT], **names).format(**names), outpatient)
+        cursor.execute(_OUTPATIENT.format(**names), outpatient)
         claims = cursor.rowcount
+        cursor.execute("DROP TABLE benefit_flags")
         if job_id:
             jobs.checkpoint(job_id, 1)
-        cursor.execute(_INPATIENT_RULED.format(**names), {**values, "care": CareType.INPATIENT})
-        cursor.execute(_INPATIENT.format(**names), values)
+        inpatient = {**values, "care": CareType.INPATIENT}
+        cursor.execute(_FLAGS.format(base=_BASE[CareType.INPATIENT], **names).format(**names), inpatient)
+        cursor.execute(_INPATIENT_RULED.format(**names), inpatient)
+        # The referral join looks up a person's earlier stays: by index, with statistics.
+        cursor.execute("CREATE INDEX ON benefit_cases (person_id, institution_id)")
+        cursor.execute("ANALYZE benefit_cases")
+        cursor.execute(_INPATIENT.format(**names), inpatient)
         cases = cursor.rowcount
+        cursor.execute("DROP TABLE benefit_flags")
         cursor.execute("DROP TABLE benefit_cases")
         if job_id:
             jobs.checkpoint(job_id, 2)

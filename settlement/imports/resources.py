@@ -698,13 +698,17 @@ DISEASE_STANDARDS = Resource(
 _SCHEME_BY_LABEL = {label: value for value, label in Scheme.choices}
 
 
+# `benefits` names the benefit engine's policy, not a payment scheme: no budget or payment is under it.
+_PAYMENT_SCHEMES = [value for value in Scheme.values if value != Scheme.BENEFITS]
+
+
 def scheme(value):
     textual = str(value).strip()
-    if textual in Scheme.values:
+    if textual in _PAYMENT_SCHEMES:
         return textual
-    if textual in _SCHEME_BY_LABEL:
+    if _SCHEME_BY_LABEL.get(textual) in _PAYMENT_SCHEMES:
         return _SCHEME_BY_LABEL[textual]
-    raise CellError(f"方案应为以下之一：{'、'.join(Scheme.values)}")
+    raise CellError(f"方案应为以下之一：{'、'.join(_PAYMENT_SCHEMES)}")
 
 
 def _unit(row, ctx):

@@ -144,3 +144,21 @@ def test_cases_take_discharge_mode_by_code_or_name(city, tmp_path):
     result = import_file("inpatient_cases", write_csv(tmp_path / "bad.csv", headers, bad))
     assert reasons(result)[0][:3] == (2, "离院方式", "6")
     assert reasons(result)[0][3].startswith("离院方式应为以下代码之一：1 医嘱离院、2 医嘱转院")
+
+
+def test_budgets_cannot_name_the_benefits_policy(city, tmp_path):
+    rows = [[2025, "benefits", "YGT0001", "", "1000.00"]]
+    result = import_file("budgets", write_csv(tmp_path / "b.csv", ["年度", "方案", "单位编码", "险种", "预算额度"], rows))
+    assert reasons(result)[0][:3] == (2, "方案", "benefits")
+    assert "benefits" not in reasons(result)[0][3]
+
+
+def test_hospital_reads_only_referrals_it_sent_or_received(city, make_user):
+    from alliances.scope import restrict
+
+    b.referral(city.p1, city.b, city.a, b.day(3, 1), "上转")
+    b.referral(city.p1, city.a, city.c, b.day(4, 1), "上转")
+    b.referral(city.p1, city.b, city.c, b.day(5, 1), "上转")
+    seen = restrict(Referral.objects.all(), make_user("hospital", city.c.code))
+    assert sorted(r.referred_on.month for r in seen) == [4, 5]
+    assert restrict(Relocation.objects.all(), make_user("hospital", city.c.code)).count() == 0

@@ -106,3 +106,24 @@ def test_approved_rows_are_locked_until_the_next_version(make_user):
     assert (table.version, table.status) == (2, ApprovalStatus.DRAFT)
     rule.save()
     assert BenefitRule.objects.get(pk=rule.pk).ratio == D("55")
+
+
+def test_approve_command_approves_the_year_and_names_the_user(make_user):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    city = make_user("city")
+    b.rules()
+    b.policy()
+    out = StringIO()
+    call_command("approve", "benefit_rules", "--year", str(YEAR), "--user", city.username, stdout=out)
+    assert out.getvalue().strip() == f"已审批{YEAR}年度（全市）待遇政策表1项，审批人：{city.username}"
+    assert BenefitTable.objects.get(year=YEAR).approved_by == city
+
+
+def test_benefits_is_a_policy_but_not_a_settlement_scheme():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="未知的支付方案“benefits”"):
+        call_command("settle", "benefits", "--year", str(YEAR), "--sync")

@@ -181,3 +181,18 @@ def test_needs_an_approved_table(place):
     b.policy()
     with pytest.raises(Refused, match="待遇政策表尚未审批"):
         compute_expected(YEAR)
+
+
+def test_one_claim_crosses_both_the_deductible_and_the_limit(place):
+    b.approved_table([
+        ("居民", "门诊", "二级", "", "", "200", "60", "100"),
+        ("居民", "门诊", "基层", "", "", "0", "80", None), ("居民", "住院", "基层", "", "", "0", "90", None),
+    ])
+    person = place["resident"]
+    first = b.claim(person, place["二级"], day(3, 1), "150.00")
+    second = b.claim(person, place["二级"], day(3, 2), "500.00")
+    compute_expected(YEAR)
+    assert (figure(first).deductible_used, figure(first).expected) == (D("150.00"), D("0.00"))
+    f = figure(second)
+    # the last 50 of the deductible, then (500 − 50) × 60% = 270.00, capped by the 100.00 limit
+    assert (f.deductible_used, f.before_limit, f.limit_left, f.expected) == (D("50.00"), D("270.00"), D("100.00"), D("100.00"))

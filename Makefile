@@ -15,7 +15,7 @@ DEMO_ENV := SECRET_KEY_FILE="$(SECRET_KEY_FILE)" PLAIN_HTTP=1
 # 127.0.0.1:5433 or EMBEDDED_DB_PORT) that `make run` uses when DATABASE_URL is unset.
 EMBEDDED_DB := $(PY) -m config.embedded_db
 
-.PHONY: install run db-start db-stop test worker bench clean
+.PHONY: install run db-start db-stop test worker bench clean vendor-echarts
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -66,3 +66,10 @@ bench: install $(SECRET_KEY_FILE)
 
 clean: db-stop
 	rm -rf $(VENV) var/pgdata db.sqlite3 media
+
+# ECharts for the simulation charts, served as a static file (no CDN): the built echarts.min.js of the
+# npm package, with its LICENSE and NOTICE and a VERSION file beside it. `make vendor-echarts` refreshes it.
+ECHARTS_VERSION ?= 6.1.0
+ECHARTS_DIR := settlement/static/vendor/echarts
+vendor-echarts:
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; (cd "$$tmp" && npm pack --silent echarts@$(ECHARTS_VERSION) >/dev/null && tar xzf echarts-$(ECHARTS_VERSION).tgz); mkdir -p $(ECHARTS_DIR); cp "$$tmp/package/dist/echarts.min.js" "$$tmp/package/LICENSE" "$$tmp/package/NOTICE" $(ECHARTS_DIR)/; echo "echarts $(ECHARTS_VERSION) (npm package echarts, dist/echarts.min.js), Apache-2.0: see LICENSE and NOTICE" > $(ECHARTS_DIR)/VERSION

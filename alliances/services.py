@@ -53,6 +53,7 @@ _ROLE_PERMISSIONS = {
             "budgetapplication", "budgetworkflowstep", "alliancebudgetplan", "citylevelbudgetitem",
             "memberallocation", "kpitarget",
             "paymentpolicy", "settlementrun", "unitresult",  # own statements (settlement engine)
+            "simulation", "simulationunit",  # the bureau's 政策模拟, own units only
             "casereview", "diseaseexitrequest",
             "benefittable", "benefitrule", "referral", "benefitfigure",  # §6.8: own referrals and figures
         ],

@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
+from alliances.big_tables import BigTableAdmin, period_filter
 from alliances.scoped_admin import ScopedAdmin, ScopedInline
 
 from .models import (
@@ -44,10 +45,13 @@ class PersonByCardMixin:
 
 
 @admin.register(InsuredPerson)
-class InsuredPersonAdmin(ScopedAdmin):
+class InsuredPersonAdmin(BigTableAdmin, ScopedAdmin):
     list_display = ("masked_id", "name", "sex", "birth_date", "insurance_type", "county", "status")
     list_filter = ("insurance_type", "status", "sex", "county")
-    search_fields = ("=id_number", "name")
+    # A name is searched from its start (a surname, or the whole name), which the name index serves.
+    search_shapes = {"id_number": "id_number", "county": "county__code", "name": "name__startswith"}
+    search_help_text = "输入完整的身份证号、区划代码（6位）或姓名（可只输入姓氏）"
+    sortable_by = ()
     readonly_fields = ("birth_date", "sex")
     autocomplete_fields = ("county",)
     list_select_related = ("county",)
@@ -75,13 +79,17 @@ class DiseaseAdmin(ScopedAdmin):
 
 
 @admin.register(DiseaseRegistration)
-class DiseaseRegistrationAdmin(PersonByCardMixin, ScopedAdmin):
+class DiseaseRegistrationAdmin(PersonByCardMixin, BigTableAdmin, ScopedAdmin):
     list_display = ("person", "disease", "filed_on", "ended_on", "approving_institution")
-    list_filter = ("disease__category",)
-    search_fields = ("=person__id_number", "person__name", "disease__code", "disease__name")
+    list_filter = (period_filter("filed_on", "备案日期"), "disease__category")
+    search_shapes = {"id_number": "person__id_number", "institution": "approving_institution__code",
+                     "name": "person__name__startswith"}
+    search_default = ("disease__code",)
+    search_help_text = "输入完整的身份证号、机构编码（H+11位）、参保人姓名或病种编码"
+    sortable_by = ()
+    ordering = ("-pk",)  # newest filing first, by the primary key: no sort of the whole table
     autocomplete_fields = ("person", "disease", "approving_institution")
     list_select_related = ("person", "disease", "approving_institution")
-    date_hierarchy = "filed_on"
 
 
 class ServicePackageItemInline(ScopedInline, admin.TabularInline):
@@ -105,13 +113,16 @@ class FamilyDoctorTeamAdmin(ScopedAdmin):
 
 
 @admin.register(Contract)
-class ContractAdmin(PersonByCardMixin, ScopedAdmin):
+class ContractAdmin(PersonByCardMixin, BigTableAdmin, ScopedAdmin):
     list_display = ("person", "team", "institution", "package", "start", "end", "verified_on")
-    list_filter = (("verified_on", admin.EmptyFieldListFilter), "package")
-    search_fields = ("=person__id_number", "person__name", "team__name", "institution__code", "institution__name")
+    list_filter = (period_filter("start", "签约开始"), ("verified_on", admin.EmptyFieldListFilter), "package")
+    search_shapes = {"id_number": "person__id_number", "institution": "institution__code",
+                     "county": "institution__county__code", "name": "person__name__startswith"}
+    search_help_text = "输入完整的身份证号、机构编码（H+11位）、区划代码（6位）或参保人姓名"
+    sortable_by = ()
+    ordering = ("-pk",)  # newest contract first, by the primary key: no sort of the whole table
     autocomplete_fields = ("person", "team", "package")
     list_select_related = ("person", "team", "institution", "package")
-    date_hierarchy = "start"
     readonly_fields = ("verified_by",)
 
     def get_readonly_fields(self, request, obj=None):

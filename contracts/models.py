@@ -47,6 +47,8 @@ class InsuredPerson(ScopedModel, models.Model):
         verbose_name = "参保人"
         verbose_name_plural = verbose_name
         ordering = ["id_number"]
+        # Name search is from the start of the name (a surname, a whole name): LIKE 'x%' on this index.
+        indexes = [models.Index(fields=["name"], name="person_name_prefix", opclasses=["varchar_pattern_ops"])]
 
     def __str__(self):
         return f"{self.name}（{self.masked_id}）"

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from alliances.big_tables import BigTableAdmin, period_filter
 from alliances.drilldown import DrilldownLookupsMixin
 from alliances.scoped_admin import ScopedAdmin
 
@@ -10,32 +11,39 @@ from .models import (
 
 
 @admin.register(OutpatientClaim)
-class OutpatientClaimAdmin(DrilldownLookupsMixin, ScopedAdmin):
+class OutpatientClaimAdmin(DrilldownLookupsMixin, BigTableAdmin, ScopedAdmin):
     list_display = ("serial", "institution", "person", "visit_date", "visit_type", "disease", "total_cost", "fund_paid", "personal_paid")
-    list_filter = ("visit_type", "insurance_type", "referral")
-    search_fields = ("=serial", "=person__id_number", "=institution__code")
+    list_filter = (period_filter("visit_date", "就诊时间", indexed=True), "visit_type", "insurance_type", "referral")
+    search_shapes = {"id_number": "person__id_number", "institution": "institution__code", "county": "institution__county__code"}
+    search_business_key = ("institution", "serial")
+    # Newest upload first (the primary key); a date order would sort the claims of a whole day each
+    # time. The 就诊时间 filter narrows to a year or a month instead.
+    sortable_by = ()
     autocomplete_fields = ("institution", "person", "disease")
     list_select_related = ("institution", "person", "disease")
-    date_hierarchy = "visit_date"
 
 
 @admin.register(InpatientCase)
-class InpatientCaseAdmin(DrilldownLookupsMixin, ScopedAdmin):
+class InpatientCaseAdmin(DrilldownLookupsMixin, BigTableAdmin, ScopedAdmin):
     list_display = ("serial", "institution", "person", "admission_date", "discharge_date", "principal_diagnosis", "drg_code", "bed_day_category", "total_cost", "fund_paid")
-    list_filter = ("bed_day_category", "incomplete_stay", "new_technology", "transferred")
-    search_fields = ("=serial", "=person__id_number", "=institution__code", "drg_code", "principal_diagnosis")
+    list_filter = (period_filter("discharge_date", "出院日期", indexed=True), "bed_day_category", "incomplete_stay", "new_technology", "transferred")
+    search_shapes = {"id_number": "person__id_number", "institution": "institution__code", "county": "institution__county__code"}
+    search_default = ("serial", "drg_code", "principal_diagnosis__startswith")
+    search_help_text = "输入完整的身份证号、机构编码（H+11位）、区划代码（6位）、流水号、DRG组编码或主诊断编码"
+    sortable_by = ("discharge_date",)
     autocomplete_fields = ("institution", "person")
     list_select_related = ("institution", "person")
-    date_hierarchy = "discharge_date"
 
 
 @admin.register(FamilyDoctorService)
-class FamilyDoctorServiceAdmin(ScopedAdmin):
+class FamilyDoctorServiceAdmin(BigTableAdmin, ScopedAdmin):
     list_display = ("person", "institution", "service_date", "item")
-    search_fields = ("=person__id_number", "=institution__code", "item")
+    list_filter = (period_filter("service_date", "服务日期"),)
+    search_shapes = {"id_number": "person__id_number", "institution": "institution__code", "county": "institution__county__code"}
+    search_help_text = "输入完整的身份证号、机构编码（H+11位）或区划代码（6位）"
+    sortable_by = ()  # service_date has no index of its own
     autocomplete_fields = ("person", "institution")
     list_select_related = ("person", "institution")
-    date_hierarchy = "service_date"
 
 
 @admin.register(SpecialDesignation)

@@ -499,6 +499,7 @@ class JobKind(models.TextChoices):
     EXPORT = "export", "数据导出"
     REPORT = "report", "报表"
     BENEFITS = "benefits", "待遇测算"
+    SIMULATION = "simulation", "政策模拟"
 
 
 class JobStatus(models.TextChoices):

@@ -478,3 +478,4 @@ def revise_standards(modeladmin, request, queryset):
 _extend_registered_admins()
 from . import admin_prepayment  # noqa: E402,F401  (月度预拨 page on the settlement-run list)
 from . import admin_inpatient  # noqa: E402,F401  (inpatient requests, bed-day monitoring, DRG case derivation)
+from . import admin_simulation  # noqa: E402,F401  (政策模拟 pages, SPEC §11)

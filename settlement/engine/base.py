@@ -130,6 +130,23 @@ class SchemeRule(ABC):
         """Chinese reasons why the run can't be approved yet (e.g. requests still 待审核); empty = none."""
         return []
 
+    # --- Simulation hooks (SPEC §11; settlement/engine/simulation.py) ---
+
+    # The parameters `gather` reads: a simulation changing one of them gathers again (into the
+    # simulation only). None = unknown, so any change gathers again.
+    gather_parameters: ClassVar[frozenset[str] | None] = None
+    # The factors (see simulation.Factors) that apply to this scheme, each mapped to where it acts:
+    # "inputs" = on the stored inputs (`scale_inputs`), "gather" = inside the set-based gather.
+    simulation_factors: ClassVar[dict[str, str]] = {}
+
+    def scale_inputs(self, inputs, factors):
+        """The unit's stored inputs with the "inputs" factors applied (pure); unchanged by default."""
+        return inputs
+
+    def simulation_gather(self, ctx: RunContext, params, factors) -> dict[str, Any]:
+        """A fresh gather for a simulation, with the "gather" factors applied inside it."""
+        return self.gather(ctx, params)
+
 
 _REGISTRY: dict[str, SchemeRule] = {}
 

@@ -4,6 +4,9 @@ import io
 from pathlib import Path
 
 from alliances.scope import restrict
+from settlement.approval import Refused
+
+from .models import SettlementRun
 
 COLUMNS = [
     ("单位编码", "unit_code"),
@@ -25,6 +28,12 @@ def safe_text(value):
     """A text cell a spreadsheet must not execute (CSV/formula injection)."""
     value = "" if value is None else str(value)
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+def require_run(run):
+    if not isinstance(run, SettlementRun):
+        # A simulation moves no money: it is never written out as a settlement (SPEC §11).
+        raise Refused(f"“{run}”不是结算批次，不能作为结算结果导出")
 
 
 def rows_of(run, user=None):
@@ -79,6 +88,7 @@ def write_xlsx(run, stream, user=None):
 
 def export_run(run, path, user=None):
     """Write `run` to `path` (.xlsx or .csv); returns the number of unit rows."""
+    require_run(run)
     fmt = export_format(path)
     if fmt == "csv":
         # utf-8-sig so that Excel opens the Chinese headers correctly.
@@ -89,6 +99,7 @@ def export_run(run, path, user=None):
 
 
 def export_bytes(run, fmt="xlsx", user=None):
+    require_run(run)
     if fmt == "csv":
         text = io.StringIO()
         write_csv(run, text, user)

@@ -274,3 +274,4 @@ class UnitResult(UnitScoped, Guarded, models.Model):
 
 
 from .case_requests import *  # noqa: E402,F401,F403  (特病单议 / 新技术 and 退出按病种付费 requests)
+from .simulation_models import *  # noqa: E402,F401,F403  (政策模拟, SPEC §11)

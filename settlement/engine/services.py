@@ -1,13 +1,13 @@
-"""Settlement runs (SPEC §7): start, gather, one task per unit, finish, approve, pay; monthly prepayment.
+"""Settlement runs (SPEC §7): start, gather, one task per batch of units, finish, approve, pay; monthly prepayment.
 
 Lifecycle: 草稿 → 计算中 → 已计算 → 已审核 → 已拨付 (or 失败).
 - `start_run` resolves the policy, creates or reuses the run row under a lock and hands over to
   `gather_run` (a task, or in-process with sync=True).
 - `gather_run` calls the scheme's set-based `gather` once and stores each unit's inputs (codec-encoded)
-  and 已拨付 in `RunUnit`, then sends one `compute_unit` task per unit.
-- `compute_unit` is idempotent: it recomputes from the stored inputs and upserts the unit's result in
-  one transaction; a unit's first completion (RunUnit.done flipping) increments `units_done`, and the
-  transaction that brings it to `units_total` finishes the run. A killed worker's unit is redelivered
+  and 已拨付 in `RunUnit`, then sends one `compute_units` task per batch of units.
+- `compute_units` is idempotent: it recomputes from the stored inputs and upserts the batch's results
+  in one transaction; a unit's first completion (RunUnit.done flipping) increments `units_done`, and
+  the transaction that brings it to `units_total` finishes the run. A killed worker's unit is redelivered
   (acks_late) or picked up by `resume_run`; both give the same figures because the inputs are stored.
 - Every start is a new *computation* (`SettlementRun.computation`): its inputs and tasks carry the
   number, and `gathered_computation` says whether its gather stored them. A resume reuses stored
@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
 
 from alliances.models import Region
 from alliances.scope import Role, restrict, scope_for
@@ -243,15 +244,28 @@ def _gather_and_store(run, computation, sync):
         dispatch_units(run_id, codes, computation, sync=True)
 
 
-def dispatch_units(run_id, unit_codes, computation, sync=False):
-    if sync:
-        for code in unit_codes:
-            compute_unit(run_id, code, computation)
-        return
-    from .tasks import compute_unit_task
+# Units travel in batches: one task computes a batch and persists it in one transaction (one bulk
+# insert of the results, one update of the done flags and the counter), instead of ~10 queries per
+# unit. A small run still spreads over the workers: at least WORKER_SPREAD batches when it can.
+UNIT_BATCH = 50
+WORKER_SPREAD = 8
 
-    for code in unit_codes:
-        transaction.on_commit(lambda code=code: compute_unit_task.delay(run_id, code, computation))
+
+def unit_batches(unit_codes):
+    size = min(UNIT_BATCH, max(1, -(-len(unit_codes) // WORKER_SPREAD)))
+    return [unit_codes[start: start + size] for start in range(0, len(unit_codes), size)]
+
+
+def dispatch_units(run_id, unit_codes, computation, sync=False):
+    batches = unit_batches(list(unit_codes))
+    if sync:
+        for batch in batches:
+            compute_units(run_id, batch, computation)
+        return
+    from .tasks import compute_units_task
+
+    for batch in batches:
+        transaction.on_commit(lambda batch=batch: compute_units_task.delay(run_id, batch, computation))
 
 
 def _dispatch_missing(run, sync=False):
@@ -264,27 +278,49 @@ def _dispatch_missing(run, sync=False):
 
 def compute_unit(run_id, unit_code, computation=None):
     """Compute and persist one unit; safe to run any number of times for the same unit."""
-    unit = RunUnit.objects.select_related("run", "run__region").filter(run_id=run_id, unit_code=unit_code).first()
-    if unit is None or unit.run.status != RunStatus.COMPUTING:
+    compute_units(run_id, [unit_code], computation)
+
+
+def compute_units(run_id, unit_codes, computation=None):
+    """Compute a batch of a run's units from their stored inputs and persist them together.
+
+    Safe to run any number of times: results are replaced, and each unit counts once. A unit whose
+    computation fails fails the run with its name and reason, and nothing of the batch is written.
+    """
+    run = SettlementRun.objects.select_related("region").filter(pk=run_id).first()
+    if run is None or run.status != RunStatus.COMPUTING:
         return
-    run = unit.run
-    if computation is None:  # a message sent before computations were numbered
-        computation = unit.computation
-    if unit.computation != computation or run.computation != computation:
-        return  # sent by an earlier computation of this run: its inputs are gone, it must not count
+    units = list(RunUnit.objects.filter(run_id=run_id, unit_code__in=list(unit_codes)).order_by("unit_code"))
+    if computation is None and units:  # a message sent before computations were numbered
+        computation = units[0].computation
+    # Units of an earlier computation of this run: their inputs are gone, they must not count.
+    units = [unit for unit in units if unit.computation == computation]
+    if not units or run.computation != computation:
+        return
     rule = get_rule(run.scheme)
+    params = _params(run)
     jobs.hold(run.job_id)
     try:
-        outcome = rule.compute(codec.decode(unit.inputs), _params(run), unit.paid)
-        if not isinstance(outcome, UnitOutcome):
-            raise TypeError("compute 未返回 UnitOutcome")
-        done = _persist(run, unit, outcome, computation)
-    except _RunNotComputing:
-        return
-    except Exception as exc:
-        log.exception("unit %s of run %s failed", unit_code, run_id)
-        fail_run(run_id, f"单位{unit.unit_name or unit_code}（{unit_code}）计算失败：{exc}", computation=computation)
-        return
+        outcomes = []
+        for unit in units:
+            try:
+                outcome = rule.compute(codec.decode(unit.inputs), params, unit.paid)
+                if not isinstance(outcome, UnitOutcome):
+                    raise TypeError("compute 未返回 UnitOutcome")
+            except Exception as exc:
+                log.exception("unit %s of run %s failed", unit.unit_code, run_id)
+                fail_run(run_id, f"单位{unit.unit_name or unit.unit_code}（{unit.unit_code}）计算失败：{exc}",
+                         computation=computation)
+                return
+            outcomes.append((unit, outcome))
+        try:
+            done = _persist(run, outcomes, computation)
+        except _RunNotComputing:
+            return
+        except Exception as exc:
+            log.exception("results of run %s failed to persist", run_id)
+            fail_run(run_id, f"结算结果写入失败：{exc}", computation=computation)
+            return
     finally:
         jobs.release(run.job_id)
     if done is not None and done[0] >= done[1]:
@@ -295,11 +331,20 @@ class _RunNotComputing(Exception):
     pass
 
 
-def _persist(run, unit, outcome, computation):
-    """One transaction: the unit's result, its done flag and the run's counter move together."""
+def _result_values(outcome):
+    return {
+        "unit_name": outcome.unit_name, "quota": outcome.quota, "actual": outcome.actual,
+        "surplus": outcome.surplus, "unit_part": outcome.unit_part, "fund_part": outcome.fund_part,
+        "entitled": outcome.entitled, "paid": outcome.paid, "amount": outcome.amount,
+        "details": codec.to_json_safe(outcome.details), "warnings": list(outcome.warnings),
+    }
+
+
+def _persist(run, outcomes, computation):
+    """One transaction: the batch's results, their done flags and the run's counter move together."""
     with transaction.atomic():
         # The run row first, as a restart or a gather lock it: either that committed before, and
-        # this computation is outdated, or it waits until this unit is in.
+        # this computation is outdated, or it waits until this batch is in.
         current = (
             SettlementRun.objects.select_for_update(no_key=True)
             .filter(pk=run.pk, status=RunStatus.COMPUTING, computation=computation, gathered_computation=computation)
@@ -308,21 +353,28 @@ def _persist(run, unit, outcome, computation):
         if not current:
             # Approved, failed or restarted meanwhile: never touch a closed run or another computation.
             raise _RunNotComputing()
-        UnitResult.objects.update_or_create(
-            run=run, unit_code=outcome.unit_code,
-            defaults={
-                "unit_name": outcome.unit_name, "quota": outcome.quota, "actual": outcome.actual,
-                "surplus": outcome.surplus, "unit_part": outcome.unit_part, "fund_part": outcome.fund_part,
-                "entitled": outcome.entitled, "paid": outcome.paid, "amount": outcome.amount,
-                "details": codec.to_json_safe(outcome.details), "warnings": list(outcome.warnings),
-            },
-        )
-        first_time = RunUnit.objects.filter(pk=unit.pk, computation=computation, done=False).update(done=True)
+        codes = [outcome.unit_code for _, outcome in outcomes]
+        stored = {row.unit_code: row for row in UnitResult.objects.filter(run=run, unit_code__in=codes)}
+        fresh = []
+        for _, outcome in outcomes:
+            values = _result_values(outcome)
+            row = stored.get(outcome.unit_code)
+            if row is None:
+                fresh.append(UnitResult(run=run, unit_code=outcome.unit_code, **values))
+            else:  # a redelivered or resumed unit: its result is replaced, with a history row
+                for field, value in values.items():
+                    setattr(row, field, value)
+                row.save()
+        if fresh:
+            bulk_create_with_history(fresh, UnitResult, batch_size=500)
+        first_time = RunUnit.objects.filter(
+            pk__in=[unit.pk for unit, _ in outcomes], computation=computation, done=False,
+        ).update(done=True)
         SettlementRun.objects.filter(pk=run.pk).update(units_done=F("units_done") + first_time)
         done, total = SettlementRun.objects.filter(pk=run.pk).values_list("units_done", "units_total").get()
         if run.job_id:
             Job.objects.filter(pk=run.job_id).update(progress_done=done)
-    # Only the completion that counted may finish the run (a redelivered unit must not).
+    # Only a batch whose completions counted may finish the run (a redelivered one must not).
     return (done, total) if first_time else None
 
 
@@ -430,7 +482,15 @@ def resume_run(run, user=None, sync=False):
     return run
 
 
+def require_run(run, action):
+    """Only a settlement run is approved, paid or exported: never a simulation (SPEC §11) or any
+    other object that happens to share a primary key with a run."""
+    if not isinstance(run, SettlementRun):
+        raise SettlementError(f"“{run}”不是结算批次，不能{action}（政策模拟不产生任何资金结算）")
+
+
 def approve_run(run, user=None):
+    require_run(run, "审核")
     _require(user, roles={Role.CITY}, action="审核结算")
     with transaction.atomic():
         run = SettlementRun.objects.select_for_update().get(pk=run.pk)
@@ -444,6 +504,7 @@ def approve_run(run, user=None):
 
 
 def mark_paid(run, user=None):
+    require_run(run, "确认拨付")
     _require(user, roles={Role.CITY}, action="确认拨付")
     with transaction.atomic():
         run = SettlementRun.objects.select_for_update().get(pk=run.pk)

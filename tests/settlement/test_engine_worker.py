@@ -7,7 +7,9 @@ from openpyxl import load_workbook
 
 from settlement.engine.models import RunStatus, RunUnit, SettlementRun
 from settlement.engine.services import start_run
-from settlement.models import Assessment, Job, JobStatus
+from settlement.engine.simulation import start_simulation
+from settlement.engine.simulation_models import Simulation, SimulationStatus
+from settlement.models import Assessment, Job, JobKind, JobStatus
 from tests.settlement.engine_data import policy
 from tests.settlement.test_engine_runs import build_two_alliances
 from tests.worker import wait_for
@@ -46,3 +48,20 @@ def test_capitation_settles_in_a_real_worker_and_exports(celery_worker_process, 
     # B: Q 2,400.00, A 2,900.00, S −500.00, 80% = −400.00, fund −100.00, E 2,500.00, paid 2,900.00 → −400.00
     assert by_code["YGT-B"] == [D("2400.00"), D("2900.00"), D("-500.00"), D("-400.00"), D("-100.00"),
                                 D("2500.00"), D("2900.00"), D("-400.00")]
+
+
+@pytest.mark.worker
+def test_a_simulation_runs_in_a_real_worker_with_its_job(celery_worker_process):
+    build_two_alliances()
+    policy()
+    run = start_run("capitation", 2025, sync=True)
+    simulation = start_simulation(run, {"retention": "0.80"})
+    assert simulation.status == SimulationStatus.QUEUED  # sent to the broker, not computed here
+    done = wait_for(lambda: Simulation.objects.filter(
+        pk=simulation.pk, status__in=[SimulationStatus.COMPUTED, SimulationStatus.FAILED]).first(),
+        timeout=90, message="模拟任务未在90秒内完成")
+    assert done.status == SimulationStatus.COMPUTED, done.failure_reason
+    job = Job.objects.get(pk=done.job_id)
+    assert (job.kind, job.status, job.progress_total) == (JobKind.SIMULATION, JobStatus.SUCCEEDED, 2)
+    # A: 1,000.00 × 80% = 800.00 instead of 850.00
+    assert done.units.get(unit_code="YGT-A").amount == D("800.00")

@@ -31,7 +31,8 @@ def test_large_upload_through_real_worker(city, celery_worker_process, make_user
     def finished():
         current = Job.objects.get(pk=job.pk)
         seen.add((current.status, current.progress_done))
-        return current if current.is_finished else None
+        # 已完成 comes in the landing transaction; the summary and counts follow just after it.
+        return current if current.is_finished and current.counts else None
 
     done = wait_for(finished, timeout=240, interval=0.05)
     assert done.status == JobStatus.SUCCEEDED, (done.message, done.log)

@@ -105,6 +105,13 @@ class AllianceBudgetRule(SchemeRule):
     scheme = "alliance_budget"
     params_class = AllianceBudgetParams
 
+    gather_parameters = frozenset()
+    simulation_factors = {"budget": "inputs"}
+
+    def scale_inputs(self, inputs, factors):
+        f = factors.budget
+        return dataclasses.replace(inputs, budget_by_type={k: v * f for k, v in inputs.budget_by_type.items()})
+
     def _budgets(self, ctx: RunContext):
         from settlement.models import Budget, Scheme
 

@@ -189,6 +189,18 @@ class BedDayRule(SchemeRule):
     scheme = Scheme.BED_DAY.value
     params_class = BedDayParams
 
+    # The length caps only feed the monitoring report, never the inputs of a unit.
+    gather_parameters = frozenset()
+    simulation_factors = {"standards": "inputs"}
+
+    def scale_inputs(self, inputs, factors):
+        f = factors.standards
+        lines = tuple(
+            dataclasses.replace(line, quota_per_day=line.quota_per_day * f, amount=line.days * line.quota_per_day * f)
+            for line in inputs.lines
+        )
+        return dataclasses.replace(inputs, lines=lines)
+
     def gather(self, ctx, params):
         return gather_bed_day(ctx, params)
 

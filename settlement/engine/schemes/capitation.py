@@ -704,6 +704,21 @@ class CapitationRule(SchemeRule):
         "paid_as_claims": "已按就诊支付的统筹基金（元）",
     }
 
+    # Which claims count, how registrations add up and which standards are valid shape the gather.
+    gather_parameters = frozenset({"visit_types", "disease_add_mode", "standard_valid_years"})
+    simulation_factors = {"standards": "inputs"}
+
+    def scale_inputs(self, inputs, factors):
+        # Every standard of the table × the factor; a missing standard stays missing.
+        def scaled(standard):
+            return None if standard is None else standard * factors.standards
+
+        return dataclasses.replace(
+            inputs,
+            classes=tuple(dataclasses.replace(c, standard=scaled(c.standard)) for c in inputs.classes),
+            diseases=tuple(dataclasses.replace(d, standard=scaled(d.standard)) for d in inputs.diseases),
+        )
+
     def gather(self, ctx, params):
         return gather_capitation(ctx, params)
 

@@ -60,10 +60,12 @@ _DISEASE_SQL = f"""
     SELECT i.code AS unit_code, i.name AS unit_name, d.code AS disease_code,
            COUNT(*) AS cases,
            COUNT(*) FILTER (WHERE f.exited) AS exited_cases,
-           COALESCE(SUM(f.disease_standard - f.personal_paid) FILTER (WHERE NOT f.exited), 0) AS standard_payment,
+           COALESCE(SUM(f.disease_standard * %(standards_factor)s - f.personal_paid) FILTER (WHERE NOT f.exited), 0)
+             AS standard_payment,
            COALESCE(SUM(f.fund_paid) FILTER (WHERE f.exited), 0) AS exited_fund_paid,
            SUM(f.fund_paid) AS fund_paid,
-           COUNT(*) FILTER (WHERE NOT f.exited AND f.personal_paid > f.disease_standard) AS personal_over_standard
+           COUNT(*) FILTER (WHERE NOT f.exited AND f.personal_paid > f.disease_standard * %(standards_factor)s)
+             AS personal_over_standard
       FROM flagged f
       JOIN alliances_institution i ON i.id = f.institution_id
       JOIN ({REGIONS_SQL}) r ON r.id = i.county_id
@@ -74,10 +76,12 @@ _DISEASE_SQL = f"""
 """
 
 
-def gather_disease(ctx: RunContext, params: DiseaseParams, exited_case_ids: Collection[int] = ()) -> dict[str, DiseaseInputs]:
+def gather_disease(ctx: RunContext, params: DiseaseParams, exited_case_ids: Collection[int] = (),
+                   standards_factor=Decimal("1")) -> dict[str, DiseaseInputs]:
+    """`standards_factor` is 1 except in a simulation (SPEC §11): Σ (f·standard − 个人负担) per case."""
     rows = fetch_dicts(_DISEASE_SQL, {
         "date_from": ctx.first_day, "date_to": ctx.last_day, "region_code": ctx.region_code,
-        "exited_ids": sorted(exited_case_ids),
+        "exited_ids": sorted(exited_case_ids), "standards_factor": Decimal(standards_factor),
     })
     grouped: dict[str, list[dict]] = {}
     for row in rows:
@@ -199,6 +203,13 @@ class DiseaseRule(SchemeRule):
         from ..case_review_services import pending_blockers
 
         return pending_blockers(DiseaseExitRequest, ctx.scheme, ctx.year, ctx.region_code, "退出按病种付费申请")
+
+    gather_parameters = frozenset()
+    # The fund pays standard − 个人负担 per case: the sum of those cannot be rescaled afterwards.
+    simulation_factors = {"standards": "gather"}
+
+    def simulation_gather(self, ctx, params, factors):
+        return gather_disease(ctx, params, self.exited_case_ids(ctx), factors.standards)
 
     def gather(self, ctx, params):
         return gather_disease(ctx, params, self.exited_case_ids(ctx))

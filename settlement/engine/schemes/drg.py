@@ -118,15 +118,17 @@ def _without_approved_points(sql: str) -> str:
 
 
 # Per-case points in the SPEC's order. Parameters: date_from/date_to (= the settled discharge range),
-# year (groups, coefficients), tcm_uplift, readmission_factor, rd_ids (readmitted earlier cases),
-# ap_ids/ap_points (approved points).
+# year (groups, coefficients), base_points_factor (1 except in a simulation, SPEC §11), tcm_uplift,
+# readmission_factor, rd_ids (readmitted earlier cases), ap_ids/ap_points (approved points).
 _CASE_POINTS_SQL = f"""
     WITH factors AS (
         SELECT k.id, k.institution_id, k.serial, k.drg_code, k.admission_date, k.discharge_date, k.los,
                k.incomplete_stay, k.total_cost, k.fund_paid, k.personal_paid,
-               g.id IS NOT NULL AS grouped, g.base_points, g.average_cost, g.bed_day_points,
+               g.id IS NOT NULL AS grouped, g.base_points * %(base_points_factor)s AS base_points, g.average_cost,
+               g.bed_day_points,
                COALESCE(g.tcm_support, FALSE) AS tcm_support, COALESCE(g.same_price, FALSE) AS same_price,
-               CASE WHEN g.tcm_support THEN g.base_points * %(tcm_uplift)s ELSE g.base_points END AS base_adj,
+               g.base_points * %(base_points_factor)s
+                 * CASE WHEN g.tcm_support THEN %(tcm_uplift)s ELSE 1 END AS base_adj,
                CASE WHEN g.same_price THEN 1::numeric ELSE COALESCE(co.coefficient, 1::numeric) END AS coefficient,
                ap.points AS approved_points,
                k.id = ANY(%(rd_ids)s::bigint[]) AS readmitted
@@ -185,13 +187,15 @@ _INSTITUTION_POINTS_SQL = f"""
 """
 
 
-def _case_params(year, first_day, last_day, params: DrgParams, approved_points: Mapping[int, Decimal] | None):
+def _case_params(year, first_day, last_day, params: DrgParams, approved_points: Mapping[int, Decimal] | None,
+                 base_points_factor=Decimal("1")):
     """The parameters of the per-case statement, including the readmitted cases (its first query)."""
     approved = dict(approved_points or {})
     return {
         "date_from": first_day,
         "date_to": last_day,
         "year": year,
+        "base_points_factor": Decimal(base_points_factor),
         "tcm_uplift": Decimal(params.tcm_uplift),
         "readmission_factor": Decimal(params.readmission_factor),
         "rd_ids": readmitted_case_ids(first_day, last_day, params),
@@ -217,14 +221,16 @@ def readmitted_case_ids(first_day, last_day, params: DrgParams) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def institution_points(year, first_day, last_day, params: DrgParams, approved_points=None, region_code=None):
+def institution_points(year, first_day, last_day, params: DrgParams, approved_points=None, region_code=None,
+                       base_points_factor=Decimal("1")):
     """One row per institution with DRG cases discharged in [first_day, last_day]: its points and money
     sums, its pool code and the pool's totals (computed before the region filter, so a county run sees
     whole pools)."""
     sql = f"SELECT * FROM ({_INSTITUTION_POINTS_SQL}) x WHERE {region_filter_sql('x.county_code', 'x.parent_code')}"
     if not approved_points:
         sql = _without_approved_points(sql)
-    query = _case_params(year, first_day, last_day, params, approved_points) | {"region_code": region_code}
+    query = _case_params(year, first_day, last_day, params, approved_points, base_points_factor) | {
+        "region_code": region_code}
     return fetch_dicts(sql + " ORDER BY pool_code, unit_code", query, year_scale=True)
 
 
@@ -278,9 +284,11 @@ def pool_budgets(year) -> dict[str, Decimal]:
     return by_type | totals
 
 
-def gather_drg(ctx: RunContext, params: DrgParams, approved_points=None) -> dict[str, DrgInputs]:
+def gather_drg(ctx: RunContext, params: DrgParams, approved_points=None, base_points_factor=Decimal("1"),
+               ) -> dict[str, DrgInputs]:
     budgets = pool_budgets(ctx.year)
-    rows = institution_points(ctx.year, ctx.first_day, ctx.last_day, params, approved_points, ctx.region_code)
+    rows = institution_points(ctx.year, ctx.first_day, ctx.last_day, params, approved_points, ctx.region_code,
+                              base_points_factor)
     missing = sorted({row["pool_code"] for row in rows} - set(budgets))
     if missing:
         raise SchemeInputError(f"{ctx.year}年度以下DRG统筹池没有预算额度，无法计算点值：{'、'.join(missing)}")
@@ -521,6 +529,17 @@ class DrgRule(SchemeRule):
         from ..case_review_services import pending_blockers
 
         return pending_blockers(CaseReview, ctx.scheme, ctx.year, ctx.region_code, "特病单议/新技术申请")
+
+    # Pools, the TCM uplift and the readmission rule all act per case, inside the SQL.
+    gather_parameters = frozenset({"pool_mode", "tcm_uplift", "readmission_days", "readmission_factor"})
+    # B is stored per unit, so the point value is simply recomputed per pool; base points act per case.
+    simulation_factors = {"budget": "inputs", "base_points": "gather"}
+
+    def scale_inputs(self, inputs, factors):
+        return dataclasses.replace(inputs, budget=inputs.budget * factors.budget)
+
+    def simulation_gather(self, ctx, params, factors):
+        return gather_drg(ctx, params, self.approved_points(ctx), factors.base_points)
 
     def gather(self, ctx, params):
         return gather_drg(ctx, params, self.approved_points(ctx))

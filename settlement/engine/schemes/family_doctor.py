@@ -101,21 +101,20 @@ def _verified_contracts(ctx: RunContext):
     return contracts
 
 
-def _count_persons(contracts, default_fee, counted=None) -> dict[int, _Count]:
-    """Per institution: persons, Σ their fee, persons without a fee, over `contracts` (optionally where `counted`).
+def _count_persons(contracts, default_fee) -> dict[int, _Count]:
+    """Per institution: persons, Σ their fee, persons without a fee, over `contracts`.
 
     A person counts once per institution even when two of their contracts there fall in the period, at the
     higher of the two fees. The inner GROUP BY (institution, person) is the ORM's; the outer one, over its
     result, is plain SQL because the ORM cannot aggregate an aggregate.
     """
     fee = Coalesce("package__fee", Value(default_fee, output_field=DecimalField(max_digits=10, decimal_places=2)))
-    per_person = contracts.annotate(counted=counted if counted is not None else Value(True))
-    per_person = per_person.values("institution_id", "person_id", "counted").annotate(fee=Max(fee)).order_by()
+    per_person = contracts.values("institution_id", "person_id").annotate(fee=Max(fee)).order_by()
     sql, sql_params = per_person.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT institution_id, COUNT(*), COALESCE(SUM(fee), 0), COUNT(*) - COUNT(fee) "
-            f"FROM ({sql}) AS per_person WHERE counted GROUP BY institution_id",
+            f"FROM ({sql}) AS per_person GROUP BY institution_id",
             sql_params,
         )
         return {row[0]: _Count(row[1], row[2], row[3]) for row in cursor.fetchall()}
@@ -139,7 +138,9 @@ def gather_inputs(ctx: RunContext, params: FamilyDoctorParams) -> dict[str, Fami
     in_year = _verified_contracts(ctx).filter(
         Q(start__lte=ctx.last_day) & (Q(end__isnull=True) | Q(end__gte=ctx.first_day))
     )
-    served = _count_persons(in_year, default_fee, counted=Exists(served_record))
+    # The service test depends on (person, institution) alone, as the grouping does, so it is a WHERE
+    # (a hashed semi-join over the year's services) rather than a per-contract subplan in the SELECT.
+    served = _count_persons(in_year.filter(Exists(served_record)), default_fee)
     # Every institution with a verified contract in the year is a unit, so a statement exists even at 0.
     in_year_ids = set(in_year.values_list("institution_id", flat=True).distinct().order_by())
 
@@ -185,6 +186,15 @@ class FamilyDoctorRule(SchemeRule):
 
     scheme = Scheme.FAMILY_DOCTOR.value
     params_class = FamilyDoctorParams
+
+    # The census day picks the signed persons; the default score is filled in for missing assessments.
+    gather_parameters = frozenset({"advance_month", "advance_day", "default_score"})
+    # The service-package fee is this scheme's standard (元/人·年).
+    simulation_factors = {"standards": "inputs"}
+
+    def scale_inputs(self, inputs, factors):
+        f = factors.standards
+        return dataclasses.replace(inputs, signed_fees=inputs.signed_fees * f, served_fees=inputs.served_fees * f)
 
     def gather(self, ctx: RunContext, params) -> dict[str, FamilyDoctorInputs]:
         return gather_inputs(ctx, params)

@@ -10,10 +10,10 @@ import datetime
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q, Sum
 
-from alliances.models import Region
+from alliances.models import Institution, Region
 from contracts.models import Disease, DiseaseCategory, DiseaseRegistration
 from settlement.models import (
     ApprovalStatus, Budget, OutpatientClaim, Scheme, SpecialDesignation, SpecialStandard, VisitType,
@@ -273,17 +273,29 @@ def _designated_claims(year: int):
 
 
 def _actual_by_institution(year: int, region_code: str | None) -> dict[str, Decimal]:
-    claims = _designated_claims(year)
+    """Σ 统筹支付 of `_designated_claims` per institution code, as one hash join.
+
+    Written as a join to the year's distinct designation keys (a few thousand rows, hashed) rather
+    than the ORM's EXISTS: the planner guessed one row for that semi-join and looped over every
+    institution for each of the 100 k claims it returned (39 s on the city data; 3 s this way).
+    """
+    institutions = Institution.objects.all()
     if region_code:
-        claims = claims.filter(
-            Q(institution__county__code=region_code) | Q(institution__county__parent__code=region_code)
-        )
-    rows = (
-        claims.values("institution__code")
-        .annotate(paid=Sum("fund_paid"))
-        .order_by()
-    )
-    return {row["institution__code"]: row["paid"] or ZERO for row in rows}
+        institutions = institutions.filter(Q(county__code=region_code) | Q(county__parent__code=region_code))
+    codes = dict(institutions.values_list("pk", "code"))
+    sql = f"""
+        SELECT c.institution_id, SUM(c.fund_paid)
+          FROM {OutpatientClaim._meta.db_table} c
+          JOIN (SELECT DISTINCT person_id, disease_id, institution_id
+                  FROM {SpecialDesignation._meta.db_table} WHERE year = %s) d
+            ON d.person_id = c.person_id AND d.disease_id = c.disease_id AND d.institution_id = c.institution_id
+         WHERE c.visit_type = %s AND c.visit_date BETWEEN %s AND %s
+         GROUP BY c.institution_id
+    """
+    first, last = datetime.date(year, 1, 1), datetime.date(year, 12, 31)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [year, VisitType.SPECIAL_CLASS2, first, last])
+        return {codes[pk]: paid or ZERO for pk, paid in cursor.fetchall() if pk in codes}
 
 
 def _approved_standards(year: int) -> dict[str, Decimal]:
@@ -372,6 +384,21 @@ class SpecialOutpatientRule(SchemeRule):
 
     scheme = Scheme.SPECIAL_OUTPATIENT.value
     params_class = SpecialOutpatientParams
+
+    # The risk weights are applied while the heads are summed.
+    gather_parameters = frozenset({"risk_age", "risk_a", "risk_b"})
+    simulation_factors = {"standards": "inputs"}
+
+    def scale_inputs(self, inputs, factors):
+        # Every S_d × f scales both sums alike, so the calibration k = Σ S / Σ S·w stays as it is.
+        f = factors.standards
+        return dataclasses.replace(
+            inputs,
+            standard_sum=inputs.standard_sum * f,
+            weighted_sum=inputs.weighted_sum * f,
+            plan_weighted_sum=inputs.plan_weighted_sum * f,
+            plan_quota=institution_quota(inputs.plan_calibration, inputs.plan_weighted_sum * f),
+        )
 
     def gather(self, ctx: RunContext, params) -> dict[str, SpecialOutpatientInputs]:
         return gather_inputs(ctx, params)

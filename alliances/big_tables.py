@@ -1,0 +1,236 @@
+"""Changelists over tables with millions of rows (claims, cases, services, persons, contracts).
+
+What makes the stock admin slow there, and what replaces it:
+- a COUNT(*) of the filtered rows on every page → `UncountedPaginator` reads only the page asked for
+  and one row more, so a page says 第 N 页 and whether there is a next one, never a total;
+- `date_hierarchy`, a DISTINCT over every date of the table → `PeriodFilter`, a year/month filter on
+  the indexed date column whose choices come from the column's MIN and MAX (two index probes);
+- one OR over several joined columns per search → `ShapeSearchMixin`: a search term picks the one
+  indexed column its shape fits (an 18-character ID number, an institution code, a county code, a
+  serial), or a name through a trigram index;
+- sorting by any column → `sortable_by` names only the columns an index serves (set per admin).
+"""
+import datetime
+import re
+
+from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Page, Paginator
+from django.db.models import Max, Min, Q
+from django.utils import timezone
+from django.utils.functional import cached_property
+
+
+class UncountedPaginator(Paginator):
+    """A paginator that knows the page it is asked for and never counts the whole result.
+
+    `count` is the rows up to the end of this page, plus one when a later row exists: enough for the
+    admin to draw 上一页/下一页 links up to the next page, and one LIMIT/OFFSET query in all.
+    """
+
+    def __init__(self, object_list, per_page, number=1, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.requested = max(1, number)
+
+    @cached_property
+    def _rows(self):
+        # The page's keys first, from the index alone; then its rows with their joins. Deep pages
+        # would otherwise join every row they skip.
+        bottom = (self.requested - 1) * self.per_page
+        keys = list(self.object_list.values_list("pk", flat=True)[bottom: bottom + self.per_page + 1])
+        if not keys:
+            return []
+        rows = {row.pk: row for row in self.object_list.order_by().filter(pk__in=keys)}
+        return [rows[key] for key in keys if key in rows]
+
+    @cached_property
+    def count(self):
+        return (self.requested - 1) * self.per_page + len(self._rows)
+
+    @property
+    def has_more(self):
+        return len(self._rows) > self.per_page
+
+    def page(self, number):
+        number = self.validate_number(number)
+        if number != self.requested:  # not the page this paginator was made for: plain slicing
+            return super().page(number)
+        return Page(self._rows[: self.per_page], number, self)
+
+
+def requested_page(request):
+    # The changelist pages by ?p=, the autocomplete endpoint by ?page=.
+    try:
+        return int(request.GET.get("p") or request.GET.get("page") or 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+class PeriodFilter(admin.SimpleListFilter):
+    """Year, then month, on one date column; subclasses set `title`, `date_field`, `indexed`.
+
+    The years offered run from the column's MIN to its MAX where an index leads with the column (two
+    index probes); elsewhere they are this year and the five before it, with no query at all.
+    """
+
+    parameter_name = "period"
+    date_field = ""
+    indexed = False
+    recent_years = 6
+    bench_value = None  # bench/admin_bench.py times a typical choice when one is set
+
+    def year_bounds(self, model_admin):
+        if self.indexed:
+            bounds = model_admin.model._default_manager.aggregate(first=Min(self.date_field), last=Max(self.date_field))
+            if bounds["first"] is None:
+                return None
+            return bounds["first"].year, bounds["last"].year
+        this_year = timezone.localdate().year
+        return this_year - self.recent_years + 1, this_year
+
+    def lookups(self, request, model_admin):
+        bounds = self.year_bounds(model_admin)
+        if bounds is None:
+            return []
+        first, last = bounds
+        chosen_year = (self.span(self.value()) or (None,))[0]
+        if chosen_year is not None:
+            first, last = min(first, chosen_year.year), max(last, chosen_year.year)
+        choices = [(str(year), f"{year}年") for year in range(last, first - 1, -1)]
+        chosen = self.value() or ""
+        if re.fullmatch(r"\d{4}(-\d{2})?", chosen):
+            year = chosen[:4]
+            at = next(i for i, (value, _) in enumerate(choices) if value == year) if year in dict(choices) else None
+            if at is not None:
+                months = [(f"{year}-{month:02d}", f"　{year}年{month}月") for month in range(1, 13)]
+                choices[at + 1: at + 1] = months
+        return choices
+
+    def queryset(self, request, queryset):
+        span = self.span(self.value())
+        if span is None:
+            return queryset
+        first, last = span
+        return queryset.filter(**{f"{self.date_field}__gte": first, f"{self.date_field}__lt": last})
+
+    @staticmethod
+    def span(value):
+        match = re.fullmatch(r"(\d{4})(?:-(\d{2}))?", value or "")
+        if not match:
+            return None
+        year = int(match.group(1))
+        if not 1900 <= year <= 2999:
+            return None
+        if match.group(2) is None:
+            return datetime.date(year, 1, 1), datetime.date(year + 1, 1, 1)
+        month = int(match.group(2))
+        if not 1 <= month <= 12:
+            return None
+        first = datetime.date(year, month, 1)
+        return first, (datetime.date(year + (month == 12), month % 12 + 1, 1))
+
+
+def period_filter(field, title, indexed=False):
+    """A PeriodFilter on `field`; `indexed` when an index leads with the column (MIN/MAX are cheap)."""
+    return type(f"PeriodFilter_{field}", (PeriodFilter,), {"date_field": field, "title": title, "indexed": indexed})
+
+
+ID_NUMBER = re.compile(r"^\d{17}[\dXx]$")
+INSTITUTION_CODE = re.compile(r"^[Hh]\d{11}$")
+DIVISION_CODE = re.compile(r"^\d{6}$")
+
+
+class ShapeSearchMixin:
+    """Search by the shape of the term: each shape has one indexed lookup (`search_shapes`).
+
+    `search_shapes` maps a shape name — "id_number", "institution", "county", "name" — to the lookup
+    that answers it; any other term is looked up with the lookups of `search_default`, ORed (e.g. an
+    exact serial).
+    """
+
+    search_shapes: dict = {}
+    search_default: tuple = ()
+    # (foreign key, column) of a business key such as (institution, serial): any other term is looked
+    # up as that column through the key's index, one probe per institution, instead of a scan.
+    search_business_key: tuple | None = None
+    search_help_text = "输入完整的身份证号、机构编码（H+11位）、区划代码（6位）或流水号"
+
+    # Non-empty, so the admin draws the search box and autocompletes may point here; the searching
+    # itself is get_search_results, which never reads these names.
+    search_fields = ("__shape__",)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        shapes = self.search_shapes
+        if ID_NUMBER.match(term) and "id_number" in shapes:
+            return self._exact(queryset, shapes["id_number"], term.upper()), False
+        if INSTITUTION_CODE.match(term) and "institution" in shapes:
+            return self._exact(queryset, shapes["institution"], term.upper()), False
+        if DIVISION_CODE.match(term) and "county" in shapes:
+            return self._exact(queryset, shapes["county"], term), False
+        if "name" in shapes and not re.search(r"\d", term):
+            return queryset.filter(**{shapes["name"]: term}), False
+        if self.search_business_key:
+            relation, column = self.search_business_key
+            related = self.model._meta.get_field(relation).related_model
+            keys = list(related._base_manager.values_list("pk", flat=True))
+            return queryset.filter(**{f"{relation}__in": keys, column: term}), False
+        if self.search_default:
+            match = Q()
+            for lookup in self.search_default:
+                match |= Q(**{lookup: term})
+            return queryset.filter(match), False
+        return queryset.none(), False
+
+    RESOLVED_AT_MOST = 2_000
+
+    def _exact(self, queryset, lookup, term):
+        """An exact lookup across a relation (`person__id_number`) as a list of the related keys.
+
+        The keys are read first (a unique or small index), so the planner sees literal values and
+        takes the table's own index on the foreign key, instead of guessing at a join.
+        """
+        relation, _, rest = lookup.partition("__")
+        field = self.model._meta.get_field(relation) if rest else None
+        if field is None or not field.is_relation:
+            return queryset.filter(**{lookup: term})
+        keys = list(field.related_model._base_manager.filter(**{rest: term}).values_list("pk", flat=True)[: self.RESOLVED_AT_MOST + 1])
+        if len(keys) > self.RESOLVED_AT_MOST:
+            return queryset.filter(**{lookup: term})
+        return queryset.filter(**{f"{relation}__in": keys})
+
+
+class UncountedChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        # A single page is the rows the paginator has read already, not a second query for them.
+        if isinstance(self.paginator, UncountedPaginator) and not self.show_all and self.paginator.requested == self.page_num:
+            self.result_list = self.paginator._rows[: self.list_per_page]
+
+
+class BigTableAdmin(ShapeSearchMixin):
+    """Mixin for a ModelAdmin over a big table; put it before the admin base class."""
+
+    change_list_template = "admin/portal/big_change_list.html"
+    show_full_result_count = False
+    date_hierarchy = None
+    list_max_show_all = 0  # ?all= would read every row: never on these tables
+    actions_selection_counter = False  # "select all N" would need the count this admin never takes
+
+    def get_changelist(self, request, **kwargs):
+        return UncountedChangeList
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        return UncountedPaginator(queryset, per_page, number=requested_page(request), orphans=0,
+                                  allow_empty_first_page=allow_empty_first_page)
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        if context and "cl" in context:
+            paginator = context["cl"].paginator
+            context["portal_page_has_more"] = getattr(paginator, "has_more", False)
+        return response
+

@@ -1,0 +1,180 @@
+"""The admin pages a clerk opens, timed for every demo role on the `seed_demo --size city` data.
+
+Logs in as each of the five demo roles (demo, demo_county, demo_health, demo_hospital, demo_audit)
+and requests, through Django's whole request stack (middleware, sessions, the admin, scope), a fixed
+list of pages: every changelist the role may open; on the big tables each filter choice, each
+sortable column, a search of each kind (an ID number, an institution code, a serial, a name) and a
+deep page; the KPI dashboard; a unit statement and its printable 清算单. Each page is requested
+--repeat times after one warm-up; the script prints p50/p95 per page and role, and the worst pages.
+The budget is 300 ms at p95 (issue 13). Figures are printed, never asserted.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal_city SECRET_KEY=x PLAIN_HTTP=1 \
+        .venv/bin/python bench/admin_bench.py [--repeat 5] [--role demo_hospital] [--only claim] [--skip dashboard]
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib import admin  # noqa: E402
+from django.contrib.admin.utils import get_fields_from_path  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
+from django.urls import reverse  # noqa: E402
+
+ROLES = ["demo", "demo_county", "demo_health", "demo_hospital", "demo_audit"]
+BUDGET_MS = 300
+# Tables with millions of rows at city scale: their changelists get every filter, sort and search.
+BIG = {
+    "settlement.outpatientclaim", "settlement.inpatientcase", "settlement.familydoctorservice",
+    "contracts.insuredperson", "contracts.familydoctorcontract", "contracts.diseaseregistration",
+}
+
+
+class FakeRequest:
+    """What ModelAdmin.has_view_permission and get_list_filter need from a request."""
+
+    def __init__(self, user):
+        self.user = user
+        self.GET = {}
+
+
+def samples():
+    """One real value of each search shape, read once."""
+    from alliances.models import Institution
+    from contracts.models import InsuredPerson
+    from settlement.models import InpatientCase, OutpatientClaim
+
+    claim = OutpatientClaim.objects.order_by("pk").select_related("institution", "person").first()
+    case = InpatientCase.objects.order_by("pk").first()
+    person = InsuredPerson.objects.order_by("pk").first()
+    return {
+        "id_number": person.id_number if person else "",
+        "institution": claim.institution.code if claim else Institution.objects.values_list("code", flat=True).first(),
+        "claim_serial": claim.serial if claim else "",
+        "case_serial": case.serial if case else "",
+        "surname": person.name[:1] if person else "张",
+    }
+
+
+def changelist_pages(model_admin, request, sample):
+    opts = model_admin.model._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+    label = f"{opts.app_label}.{opts.model_name}"
+    pages = [(f"{opts.verbose_name} 列表", url)]
+    if label not in BIG:
+        return pages
+    pages.append((f"{opts.verbose_name} 第500页", f"{url}?p=500"))
+    sortable = model_admin.get_sortable_by(request)
+    # `o=N` counts list_display from 1 here: position 0 is the action checkbox.
+    for position, name in enumerate(model_admin.get_list_display(request), start=1):
+        if name in sortable:
+            pages.append((f"{opts.verbose_name} 按第{position}列倒序", f"{url}?o=-{position}"))
+    for spec in model_admin.get_list_filter(request):
+        if isinstance(spec, (list, tuple)):  # (field, FilterClass), e.g. EmptyFieldListFilter
+            pages.append((f"{opts.verbose_name} 筛选 {spec[0]}为空", f"{url}?{urlencode({spec[0] + '__isempty': 1})}"))
+        elif isinstance(spec, str):
+            field = get_fields_from_path(model_admin.model, spec)[-1]
+            if field.is_relation:
+                value = field.related_model._default_manager.values_list("pk", flat=True).first()
+                key = f"{spec}__id__exact"
+            else:
+                value = ([c for c, _ in (field.choices or [])] or [1])[0]
+                key = f"{spec}__exact"
+            pages.append((f"{opts.verbose_name} 筛选 {spec}", f"{url}?{urlencode({key: value})}"))
+        elif getattr(spec, "bench_value", None):  # a SimpleListFilter that names a typical choice
+            pages.append((f"{opts.verbose_name} 筛选 {spec.parameter_name}",
+                          f"{url}?{urlencode({spec.parameter_name: spec.bench_value})}"))
+    searches = {
+        "身份证号": sample["id_number"], "机构编码": sample["institution"],
+        "流水号": sample["case_serial"] if opts.model_name == "inpatientcase" else sample["claim_serial"],
+        "姓氏": sample["surname"], "区划前缀": "330502",
+    }
+    if model_admin.get_search_fields(request):
+        for kind, term in searches.items():
+            if term:
+                pages.append((f"{opts.verbose_name} 搜索{kind}", f"{url}?{urlencode({'q': term})}"))
+    return [page for page in pages if page[1]]
+
+
+def page_list(user, sample):
+    request = FakeRequest(user)
+    pages = []
+    for model, model_admin in admin.site._registry.items():
+        if model_admin.has_view_permission(request):
+            pages.extend(changelist_pages(model_admin, request, sample))
+    pages.append(("指标看板", reverse("alliances_dashboard") + "?year=2025"))
+    from settlement.models import UnitResult
+
+    unit = _first_visible(UnitResult, user)
+    if unit is not None:
+        pages.append(("单位结算结果", reverse("admin:settlement_unitresult_change", args=[unit.pk])))
+    return pages
+
+
+def _first_visible(model, user):
+    from alliances.scope import restrict
+
+    return restrict(model.objects.order_by("pk"), user).first()
+
+
+def time_page(client, url, repeat):
+    response = client.get(url)  # warm-up (and status check)
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+    return response.status_code, times
+
+
+def p95(values):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--role", action="append", choices=ROLES, help="only these roles (repeatable)")
+    parser.add_argument("--only", default="", help="only pages whose URL contains this text")
+    parser.add_argument("--skip", action="append", default=[], help="leave out pages whose URL contains this text")
+    args = parser.parse_args()
+    setup_test_environment()
+    sample = samples()
+    worst = []
+    for username in args.role or ROLES:
+        user = get_user_model().objects.get(username=username)
+        client = Client()
+        client.force_login(user)
+        print(f"\n== {username} ==")
+        print(f"{'p50 ms':>8} {'p95 ms':>8}  status  page")
+        for title, url in page_list(user, sample):
+            if (args.only and args.only not in url) or any(text in url for text in args.skip):
+                continue
+            status, times = time_page(client, url, args.repeat)
+            mid, high = statistics.median(times), p95(times)
+            flag = "  ← over budget" if high > BUDGET_MS else ""
+            print(f"{mid:8.0f} {high:8.0f}  {status:>6}  {title}  {url}{flag}")
+            worst.append((high, username, title, url, status))
+    worst.sort(reverse=True)
+    print("\nworst pages (p95):")
+    for high, username, title, url, status in worst[:10]:
+        print(f"{high:8.0f} ms  {username:14} {status}  {title}  {url}")
+    over = sum(1 for item in worst if item[0] > BUDGET_MS)
+    print(f"\n{len(worst)} page×role timings, {over} over {BUDGET_MS} ms at p95")
+
+
+if __name__ == "__main__":
+    main()

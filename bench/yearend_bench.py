@@ -1,0 +1,90 @@
+"""Year-end at city scale (issue 13): the seven schemes' `settle … --sync`, beside one GROUP BY scan.
+
+For each scheme, in turn with the reference scan (so a change in the host's speed touches both):
+the time of a whole run (`start_run(scheme, year, sync=True)`, the code `settle --sync` runs),
+split into its gather (the scheme's set-based input query) and the rest (compute and persist of
+every unit, finish). The reference is
+    SELECT institution_id, sum(fund_paid) FROM settlement_outpatientclaim GROUP BY 1
+Targets: the seven together ≤ 10× the scan, no scheme alone > 3×. Figures are printed, never asserted.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal_city SECRET_KEY=x \
+        .venv/bin/python bench/yearend_bench.py [--year 2025] [--scheme drg ...] [--repeat 1]
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+
+SCHEMES = ["capitation", "special_outpatient", "family_doctor", "alliance_budget", "drg", "bed_day", "disease"]
+REFERENCE_SQL = "SELECT institution_id, sum(fund_paid) FROM settlement_outpatientclaim GROUP BY 1"
+
+
+def reference_scan():
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(REFERENCE_SQL)
+        cursor.fetchall()
+    return time.perf_counter() - started
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--year", type=int, help="settlement year (default: the latest year with claims)")
+    parser.add_argument("--scheme", action="append", choices=SCHEMES, help="only these schemes (repeatable)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per scheme; the fastest is reported")
+    args = parser.parse_args()
+
+    from settlement.engine.base import get_rule
+    from settlement.engine.models import RunStatus
+    from settlement.engine.services import _context, _params, start_run
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(visit_date) FROM settlement_outpatientclaim")
+        latest = cursor.fetchone()[0]
+    if latest is None:
+        sys.exit("数据库没有门诊结算记录：请先运行 seed_demo --size city")
+    year = args.year or latest.year
+    reference_scan()  # warm the cache once, as every settlement will find it
+
+    rows, refs = [], []
+    for scheme in args.scheme or SCHEMES:
+        best = None
+        for _ in range(args.repeat):
+            refs.append(reference_scan())
+            started = time.perf_counter()
+            run = start_run(scheme, year, sync=True)
+            whole = time.perf_counter() - started
+            if run.status != RunStatus.COMPUTED:
+                print(f"{scheme}: 结算失败：{run.failure_reason}")
+                break
+            started = time.perf_counter()
+            get_rule(scheme).gather(_context(run), _params(run))
+            gather = time.perf_counter() - started
+            if best is None or whole < best[0]:
+                best = (whole, gather, run.units_total)
+        if best:
+            rows.append((scheme, *best))
+    ref = statistics.median(refs)
+    print(f"年度 {year}；参照查询（GROUP BY 扫描门诊结算记录）中位 {ref:.2f} 秒（{len(refs)} 次：最快 {min(refs):.2f}，最慢 {max(refs):.2f}）")
+    print(f"{'方案':<20}{'单位':>6}{'整次 秒':>9}{'汇总 秒':>9}{'其余 秒':>9}{'倍数':>8}")
+    for scheme, whole, gather, units in rows:
+        flag = "  ← 超过 3×" if whole / ref > 3 else ""
+        print(f"{scheme:<20}{units:>6}{whole:>9.2f}{gather:>9.2f}{whole - gather:>9.2f}{whole / ref:>7.2f}×{flag}")
+    total = sum(row[1] for row in rows)
+    print(f"合计 {total:.2f} 秒 = {total / ref:.2f}× 参照查询（目标 ≤ 10×）")
+    print("系统负载（1/5/15 分钟）：" + " / ".join(f"{x:.2f}" for x in os.getloadavg()))
+
+
+if __name__ == "__main__":
+    main()

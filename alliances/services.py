@@ -20,14 +20,15 @@ _ROLE_PERMISSIONS = {
             "familydoctorteam", "contract", "capitationstandard", "specialstandard", "specialdesignation",
             "budget", "assessment", "payment", "drgcoefficient", "outpatientclaim", "inpatientcase",
             "familydoctorservice", "alliancebudgetplan", "citylevelbudgetitem",
-            "paymentpolicy",
+            "paymentpolicy", "benefitrule", "referral", "relocation",
         ],
         "change": [
             "institution", "alliance", "membership", "insuredperson", "diseaseregistration",
             "familydoctorteam", "contract", "capitationstandard", "specialstandard", "specialdesignation",
             "budget", "assessment", "payment", "drgcoefficient", "outpatientclaim", "inpatientcase",
             "familydoctorservice", "alliancebudgetplan", "citylevelbudgetitem",
-            "paymentpolicy", "settlementrun",  # the settlement engine: county runs its own settlements
+            "paymentpolicy", "benefitrule", "referral", "relocation",
+            "settlementrun",  # the settlement engine: county runs its own settlements
             "casereview", "diseaseexitrequest",  # decides its county's inpatient requests
         ],
         "delete": [],
@@ -54,15 +55,17 @@ _ROLE_PERMISSIONS = {
             "paymentpolicy", "settlementrun", "unitresult",  # own statements (settlement engine)
             "simulation", "simulationunit",  # the bureau's 政策模拟, own units only
             "casereview", "diseaseexitrequest",
+            "benefittable", "benefitrule", "referral", "benefitfigure",  # §6.8: own referrals and figures
         ],
         "add": [
+            "referral",  # the referrals it sent or received
             "insuredperson", "diseaseregistration", "familydoctorteam", "contract", "outpatientclaim",
             "inpatientcase", "familydoctorservice", "specialdesignation", "budgetapplication",
             "casereview", "diseaseexitrequest",  # files 特病单议 and exit requests
         ],
         "change": [
             "diseaseregistration", "familydoctorteam", "contract", "outpatientclaim", "inpatientcase",
-            "familydoctorservice", "specialdesignation", "budgetapplication",
+            "familydoctorservice", "specialdesignation", "budgetapplication", "referral",
         ],
         "delete": [],
     },

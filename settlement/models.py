@@ -33,6 +33,8 @@ class Scheme(models.TextChoices):
     DRG = "drg", "DRG点数法"
     BED_DAY = "bed_day", "按床日付费"
     DISEASE = "disease", "按病种付费"
+    # Not a payment scheme: the benefit engine's modifiers (SPEC §6.8) are a policy like the schemes'.
+    BENEFITS = "benefits", "待遇政策（分级诊疗）"
 
 
 class VisitType(models.TextChoices):
@@ -40,6 +42,17 @@ class VisitType(models.TextChoices):
     CHRONIC = "慢病门诊", "慢病门诊"
     SPECIAL = "特病门诊", "特病门诊"
     SPECIAL_CLASS2 = "二类门特", "二类门特"
+
+
+class DischargeMode(models.TextChoices):
+    """离院方式, the settlement list's codes (SPEC §4)."""
+
+    ORDERED = "1", "医嘱离院"
+    TRANSFERRED = "2", "医嘱转院"
+    TO_PRIMARY = "3", "医嘱转社区/乡镇卫生院"
+    AGAINST_ADVICE = "4", "非医嘱离院"
+    DIED = "5", "死亡"
+    OTHER = "9", "其他"
 
 
 class BedDayCategory(models.TextChoices):
@@ -101,6 +114,8 @@ class OutpatientClaim(ScopedModel, models.Model):
     fund_paid = money("统筹支付")
     personal_paid = money("个人负担")
     referral = models.BooleanField("转诊", default=False)
+    # 政策范围内费用 (SPEC §6.8); empty = 总费用.
+    in_scope_cost = money("政策范围内费用", null=True, blank=True, help_text="空为总费用")
     # History is read per row (by id); indexes on its copied FK columns only cost upload time.
     history = HistoricalRecords(no_db_index=["institution", "person", "disease"])
 
@@ -148,6 +163,12 @@ class InpatientCase(ScopedModel, models.Model):
     transferred = models.BooleanField("转院", default=False)
     new_technology = models.BooleanField("新技术", default=False)
     bed_day_category = models.CharField("床日类别", max_length=4, choices=BedDayCategory.choices, blank=True)
+    in_scope_cost = money("政策范围内费用", null=True, blank=True, help_text="空为总费用")
+    # NULL, not "": an older file without the column keeps what is stored (SPEC §4). Mode 2 (转院)
+    # means transferred, 5 died; `transferred` itself stays as uploaded or set by staff.
+    discharge_mode = models.CharField(  # noqa: DJ001
+        "离院方式", max_length=1, choices=DischargeMode.choices, null=True, blank=True,
+    )
     history = HistoricalRecords(no_db_index=["institution", "person"])
 
     scope_region = "institution__county"
@@ -169,6 +190,14 @@ class InpatientCase(ScopedModel, models.Model):
 
     def __str__(self):
         return self.serial
+
+    @property
+    def was_transferred(self):
+        return self.transferred or self.discharge_mode == DischargeMode.TRANSFERRED
+
+    @property
+    def died(self):
+        return self.discharge_mode == DischargeMode.DIED
 
     @property
     def length_of_stay(self):
@@ -469,6 +498,7 @@ class JobKind(models.TextChoices):
     PREPAYMENT = "prepayment", "月度预拨"
     EXPORT = "export", "数据导出"
     REPORT = "report", "报表"
+    BENEFITS = "benefits", "待遇测算"
     SIMULATION = "simulation", "政策模拟"
 
 
@@ -549,3 +579,4 @@ class Job(ScopedModel, models.Model):
 
 
 from .engine.models import *  # noqa: E402,F401,F403  (policies, runs and results of the settlement engine)
+from .benefits.models import *  # noqa: E402,F401,F403  (benefit tables, referrals, relocations, 应付统筹)

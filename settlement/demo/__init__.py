@@ -19,6 +19,7 @@ from settlement.engine.models import PaymentPolicy
 from settlement.models import OutpatientClaim
 
 from . import catalogue as cat
+from .benefits import write_benefits
 from .parameters import write_parameters
 from .policies import write_policies
 from .population import COLUMNS, WRITE_ORDER, Population
@@ -56,6 +57,13 @@ SIZES = {
         private_per_county=2, towns_per_county=4, stations_per_town=1, teams_per_center=2, teams_per_station=0,
         contract_share=1.0, visit_factor=1.0, inpatient_factor=1.2, class2_every=97, class2_visit_factor=0.25,
         copy=False,
+    ),
+    # A tenth of the city, with its structure (≈ 1.4 M claims): for benchmarks that must fit a shared machine.
+    "medium": Size(
+        name="medium", persons=100_000, chunk=20_000, alliances_per_county=(4, 4, 4, 4, 4), hospitals_per_county=8,
+        private_per_county=12, towns_per_county=None, stations_per_town=13, teams_per_center=3, teams_per_station=1,
+        contract_share=1.0, visit_factor=1.38, inpatient_factor=1.2, class2_every=330, class2_visit_factor=1.0,
+        copy=True,
     ),
     "city": Size(
         name="city", persons=1_000_000, chunk=20_000, alliances_per_county=(4, 4, 4, 4, 4), hospitals_per_county=8,
@@ -157,6 +165,8 @@ def _seed(profile, year, log, writer, started):
         approver = _create_logins(city)
         parameter_counts = write_parameters(city, population.totals, log, approver)
         parameter_counts[PaymentPolicy] = write_policies(city.year, approver, log)
+        benefit_counts, added_claims = write_benefits(city, approver, log)
+        parameter_counts.update(benefit_counts)
     reference = {
         "统筹区/县区": len(city.counties) + 1,
         "定点医疗机构": len(city.institutions),
@@ -166,6 +176,7 @@ def _seed(profile, year, log, writer, started):
     counts.update(reference)
     for model in WRITE_ORDER:
         counts[str(model._meta.verbose_name)] = population.totals.rows[model]
+    counts[str(OutpatientClaim._meta.verbose_name)] += added_claims  # the benefit demo's out-of-city claims
     for model, n in parameter_counts.items():
         counts[str(model._meta.verbose_name)] = n
     return counts

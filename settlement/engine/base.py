@@ -100,6 +100,9 @@ class SchemeRule(ABC):
     # True where the fund pays each claim's 统筹支付 as it occurs (SPEC §6: only capitation),
     # so A counts as already paid.
     actual_counts_as_paid: ClassVar[bool] = False
+    # False for a policy that is not settled (the benefit engine's modifiers, SPEC §6.8): it has
+    # parameters the bureau edits and approves like a scheme's, but no run, unit or statement.
+    settles: ClassVar[bool] = True
 
     @abstractmethod
     def gather(self, ctx: RunContext, params) -> dict[str, Any]:
@@ -163,6 +166,26 @@ def get_rule(scheme: str) -> SchemeRule:
 
 
 def registered_schemes():
+    """The payment schemes that settle (SPEC §5 `<scheme>`)."""
+    from . import schemes  # noqa: F401
+
+    return {name: rule for name, rule in _REGISTRY.items() if rule.settles}
+
+
+def policy_schemes():
+    """Every scheme with a policy: the payment schemes and the policies that do not settle."""
     from . import schemes  # noqa: F401
 
     return dict(_REGISTRY)
+
+
+class PolicyOnly(SchemeRule):
+    """A policy without a settlement: gather and compute are never called."""
+
+    settles = False
+
+    def gather(self, ctx, params):
+        raise NotImplementedError(f"“{self.scheme}”不是结算方案")
+
+    def compute(self, inputs, params, paid):
+        raise NotImplementedError(f"“{self.scheme}”不是结算方案")

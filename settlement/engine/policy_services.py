@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from alliances.scope import write_refusal
 from settlement.approval import LockedError, Refused, approve_drafts, require_approver
+from settlement.benefits.services import approve_benefit_rules
 from settlement.models import ApprovalStatus, CapitationStandard, Scheme, SpecialStandard
 
 from .base import get_rule
@@ -78,7 +79,7 @@ def where_label(region):
 
 def find_policy(scheme, year, region_code=None):
     """The policy of exactly (scheme, year, region); a missing one is refused with what to do."""
-    check_scheme(scheme)
+    check_scheme(scheme, settling=False)
     year = check_year(year)
     region = check_region(region_code)
     policy = PaymentPolicy.objects.filter(scheme=scheme, year=year, region=region).select_related(
@@ -174,7 +175,7 @@ def set_parameters(scheme, year, region_code, assignments, user=None, reason=Non
     validated (bounds, choices, types, the scheme's own combination checks) before anything is
     saved; an approved policy is immutable and refused. The history row carries `reason`.
     """
-    rule = check_scheme(scheme)
+    rule = check_scheme(scheme, settling=False)
     year = check_year(year)
     region = check_region(region_code)
     params_class = rule.params_class
@@ -350,9 +351,6 @@ def check_approvable(kind):
     """Refuse what `approve` cannot approve, before anything else is looked up."""
     if kind not in APPROVABLE:
         raise Refused(f"未知的审批对象“{kind}”，可选：{'、'.join(APPROVABLE)}")
-    if kind == "benefit_rules":
-        # SPEC §6.8's benefit tables have no model yet; saying so beats "nothing to approve".
-        raise Refused("待遇政策表（benefit_rules）尚未启用")
     return APPROVABLE[kind]
 
 
@@ -379,5 +377,7 @@ def approve_year(kind, year, region_code, user):
         raise Refused(f"{APPROVABLE[kind]}为全市统一标准，不按县区审批，请去掉 --region")
     if kind == "capitation_standards":
         return approve_capitation_standards(CapitationStandard.objects.filter(year=year), user)
+    if kind == "benefit_rules":
+        return approve_benefit_rules(year, user)
     return approve_drafts(SpecialStandard.objects.filter(year=year), user, draft=ApprovalStatus.DRAFT,
                           approved=ApprovalStatus.APPROVED, what=what)

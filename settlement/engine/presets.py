@@ -13,7 +13,7 @@ from alliances.scope import write_refusal
 from settlement.approval import Refused, approve, enter_lock, require_approver
 from settlement.models import ApprovalStatus
 
-from .base import registered_schemes
+from .base import policy_schemes
 from .models import PaymentPolicy
 from .params import defaults_of, from_json
 
@@ -88,7 +88,7 @@ def load_preset(city, year, region=None, user=None, approve=False):
     if key not in PRESETS:
         raise PresetError(f"没有“{city}”的政策预设，可选：{'、'.join(p['label'] for p in PRESETS.values())}")
     preset = PRESETS[key]
-    schemes = registered_schemes()
+    schemes = policy_schemes()
     if approve:
         require_approver(user, "审批支付政策")
     policies = {scheme: {} for scheme in schemes} if preset.get("every_scheme") else preset["policies"]

@@ -29,7 +29,7 @@ from settlement.approval import Refused, enter_lock
 from settlement.models import ApprovalStatus, Job, JobKind, JobStatus, Payment, PaymentSource
 
 from . import codec
-from .base import RunContext, UnitOutcome, get_rule, q2, registered_schemes
+from .base import RunContext, UnitOutcome, get_rule, policy_schemes, q2, registered_schemes
 from .models import PaymentPolicy, RunStatus, RunUnit, SettlementRun, UnitResult
 from .params import from_json, to_json
 
@@ -43,10 +43,11 @@ SettlementError = Refused
 # --- validation and policy resolution ------------------------------------------------------
 
 
-def check_scheme(scheme):
-    if scheme not in registered_schemes():
-        known = "、".join(sorted(registered_schemes()))
-        raise SettlementError(f"未知的支付方案“{scheme}”，可选：{known}")
+def check_scheme(scheme, settling=True):
+    """The rule of a scheme that settles; with `settling=False` also a policy-only scheme (`benefits`)."""
+    known = registered_schemes() if settling else policy_schemes()
+    if scheme not in known:
+        raise SettlementError(f"未知的支付方案“{scheme}”，可选：{'、'.join(sorted(known))}")
     return get_rule(scheme)
 
 

@@ -12,7 +12,7 @@ from contracts.models import (
     Contract, Disease, DiseaseCategory, DiseaseRegistration, InsuranceType, InsuredPerson, ServicePackage,
 )
 from settlement.models import (
-    AgeBand, ApprovalStatus, Assessment, BedDayCategory, BedDayQuota, Budget, CapitationStandard, DiseaseStandard,
+    AgeBand, ApprovalStatus, Assessment, BedDayCategory, DischargeMode, BedDayQuota, Budget, CapitationStandard, DiseaseStandard,
     DrgCoefficient, DrgGroup, FamilyDoctorService, InpatientCase, OutpatientClaim, Payment, PaymentSource, Scheme,
     SpecialDesignation, SpecialStandard, VisitType,
 )
@@ -404,8 +404,20 @@ def _finish_outpatient(row, ctx):
         "institution_id": inst[0], "serial": row["serial"], "person_id": person[0], "visit_date": row["visit_date"],
         "insurance_type": person[1], "visit_type": row["visit_type"], "disease_id": disease[0] if disease else None,
         "total_cost": row["total_cost"], "fund_paid": row["fund_paid"], "personal_paid": row["personal_paid"],
-        "referral": bool(row["referral"]),
+        "referral": bool(row["referral"]), "in_scope_cost": _in_scope(row),
     }
+
+
+def _in_scope(row):
+    """政策范围内费用 (SPEC §6.8), optional: a file without it keeps what is stored."""
+    value = row["in_scope_cost"]
+    if value is not None and value > row["total_cost"]:
+        raise Bad("政策范围内费用", str(value), f"政策范围内费用（{value}）不能大于总费用（{row['total_cost']}）")
+    return value
+
+
+_in_scope_column = Column("政策范围内费用", "in_scope_cost", cells.money, example="100.00")
+_OPTIONAL_KEPT = frozenset({"in_scope_cost"})
 
 
 OUTPATIENT_CLAIMS = Resource(
@@ -422,9 +434,23 @@ OUTPATIENT_CLAIMS = Resource(
         Column("统筹支付", "fund_paid", cells.money, True, example="80.00"),
         Column("个人负担", "personal_paid", cells.money, True, example="40.50"),
         Column("转诊", "referral", cells.yes_no, cache=True, example="否"),
+        _in_scope_column,
     ],
-    key=("institution_id", "serial"), finish=_finish_outpatient,
+    key=("institution_id", "serial"), finish=_finish_outpatient, keep_if_null=_OPTIONAL_KEPT,
 )
+
+
+def _discharge_mode(value):
+    """离院方式 by code (1 … 9) or by its name (医嘱离院, 死亡, …)."""
+    textual = str(value).strip()
+    if textual.endswith(".0"):  # a number cell
+        textual = textual[:-2]
+    by_label = {label: code for code, label in DischargeMode.choices}
+    if textual in DischargeMode.values:
+        return textual
+    if textual in by_label:
+        return by_label[textual]
+    raise CellError("离院方式应为以下代码之一：" + "、".join(f"{code} {label}" for code, label in DischargeMode.choices))
 
 
 def _finish_inpatient(row, ctx):
@@ -437,6 +463,7 @@ def _finish_inpatient(row, ctx):
         "drg_code": _blank(row["drg_code"]), "total_cost": row["total_cost"], "fund_paid": row["fund_paid"],
         "personal_paid": row["personal_paid"], "incomplete_stay": bool(row["incomplete_stay"]),
         "new_technology": bool(row["new_technology"]), "bed_day_category": _blank(row["bed_day_category"]),
+        "in_scope_cost": _in_scope(row), "discharge_mode": row["discharge_mode"],
     }
 
 
@@ -458,8 +485,11 @@ INPATIENT_CASES = Resource(
         Column("不完整住院", "incomplete_stay", cells.yes_no, cache=True, example="否"),
         Column("新技术", "new_technology", cells.yes_no, cache=True, example="否"),
         Column("床日类别", "bed_day_category", cells.choice(BedDayCategory.values), cache=True),
+        _in_scope_column,
+        Column("离院方式", "discharge_mode", _discharge_mode, cache=True, example="1"),
     ],
     key=("institution_id", "serial"), finish=_finish_inpatient,
+    keep_if_null=_OPTIONAL_KEPT | {"discharge_mode"},
 )
 
 
@@ -668,13 +698,17 @@ DISEASE_STANDARDS = Resource(
 _SCHEME_BY_LABEL = {label: value for value, label in Scheme.choices}
 
 
+# `benefits` names the benefit engine's policy, not a payment scheme: no budget or payment is under it.
+_PAYMENT_SCHEMES = [value for value in Scheme.values if value != Scheme.BENEFITS]
+
+
 def scheme(value):
     textual = str(value).strip()
-    if textual in Scheme.values:
+    if textual in _PAYMENT_SCHEMES:
         return textual
-    if textual in _SCHEME_BY_LABEL:
+    if _SCHEME_BY_LABEL.get(textual) in _PAYMENT_SCHEMES:
         return _SCHEME_BY_LABEL[textual]
-    raise CellError(f"方案应为以下之一：{'、'.join(Scheme.values)}")
+    raise CellError(f"方案应为以下之一：{'、'.join(_PAYMENT_SCHEMES)}")
 
 
 def _unit(row, ctx):
@@ -743,6 +777,9 @@ PAYMENTS = Resource(
     insert_only=frozenset({"source"}),
 )
 
+# The benefit engine's three resources (SPEC §4's last rows) build on the specs above.
+from settlement.benefits.resources import BENEFIT_RESOURCES  # noqa: E402
+
 # In the load order of SPEC §4.
 RESOURCES = {
     resource.name: resource
@@ -750,7 +787,7 @@ RESOURCES = {
         REGIONS, DISEASES, INSTITUTIONS, ALLIANCES, MEMBERSHIPS, PERSONS, CONTRACTS, REGISTRATIONS,
         OUTPATIENT_CLAIMS, INPATIENT_CASES, CAPITATION_STANDARDS, SPECIAL_DESIGNATIONS, SPECIAL_STANDARDS,
         FD_SERVICES, DRG_GROUPS, DRG_COEFFICIENTS, BED_DAY_QUOTAS, DISEASE_STANDARDS, BUDGETS, ASSESSMENTS,
-        PAYMENTS,
+        PAYMENTS, *BENEFIT_RESOURCES,
     )
 }
 BY_MODEL = {resource.model: resource for resource in RESOURCES.values()}

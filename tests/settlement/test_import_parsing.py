@@ -69,6 +69,7 @@ def test_generated_parser_reads_a_good_and_a_bad_claim():
         "serial": "MZ1", "person": "330502197005170032", "institution": "H33050200001",
         "visit_date": datetime.date(2024, 1, 31), "visit_type": "普通门诊", "disease": None,
         "total_cost": Decimal("12.50"), "fund_paid": Decimal("7.50"), "personal_paid": Decimal("5.00"), "referral": False,
+        "in_scope_cost": None,  # the optional 政策范围内费用 (SPEC §6.8), past the end of this row
     }
     # Blank required serial, an ID typed as a number, a blank optional disease (no error), 3 decimals.
     row, problems = parse(3, ["", 330502197005170032.0, "H33050200001", "2024-01-31", "普通门诊", " ", "12.505",

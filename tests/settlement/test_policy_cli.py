@@ -82,6 +82,7 @@ def test_defaults_preset_loads_every_scheme_and_keeps_an_approved_one(make_user)
     assert schemes == {
         "capitation": "湖州预设", "special_outpatient": "默认参数预设", "family_doctor": "默认参数预设",
         "alliance_budget": "默认参数预设", "drg": "默认参数预设", "bed_day": "默认参数预设", "disease": "默认参数预设",
+        "benefits": "默认参数预设",  # the benefit engine's modifiers (SPEC §6.8): a policy that settles nothing
     }
     _, rows = show("drg")
     assert rows["readmission_days"] == ("同病组再入院天数", "10", "默认")
@@ -292,10 +293,10 @@ def test_approve_policies_is_all_or_nothing(make_user):
     assert set(PaymentPolicy.objects.values_list("status", flat=True)) == {ApprovalStatus.DRAFT}
 
 
-def test_approve_benefit_rules_and_unknown_kinds_are_refused(make_user):
+def test_approve_empty_benefit_rules_and_unknown_kinds_are_refused(make_user):
     city = make_user("city")
     assert refused("approve", "benefit_rules", "--year", "2025", "--user", city.username) == \
-        "待遇政策表（benefit_rules）尚未启用"
+        "2025年度待遇政策表没有任何规则，请先导入 benefit_rules"
     assert refused("approve", "budgets", "--year", "2025", "--user", city.username).startswith("未知的审批对象“budgets”")
 
 
@@ -341,10 +342,10 @@ def test_readme_year_end_runs_from_an_empty_database(tmp_path, monkeypatch):
     assert {words[1] for words in commands if words[0] == "import_data"} == set(data)
     assert settled == {"capitation", "special_outpatient", "family_doctor", "alliance_budget", "drg", "bed_day",
                        "disease"}
-    # Every scheme's policy of the year is approved, by the README's city user.
+    # Every scheme's policy of the year (and the benefit engine's) is approved, by the README's city user.
     user = commands[names.index("create_user")][1]
     policies = PaymentPolicy.objects.filter(year=2025)
-    assert policies.count() == 7
+    assert policies.count() == 8
     assert set(policies.values_list("status", "approved_by__username")) == {(ApprovalStatus.APPROVED, user)}
     assert capitation_policy().name == "湖州预设"
     assert set(CapitationStandard.objects.values_list("status", "approved_by__username")) == \

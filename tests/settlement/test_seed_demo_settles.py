@@ -56,7 +56,8 @@ def test_every_registered_scheme_has_an_approved_demo_policy(settled, django_db_
     assert sorted(registered_schemes()) == sorted(SCHEMES)
     with django_db_blocker.unblock():
         policies = {p.scheme: p for p in PaymentPolicy.objects.filter(year=YEAR, region__isnull=True)}
-        assert sorted(policies) == sorted(SCHEMES)
+        # … and the benefit engine's policy (SPEC §6.8), which settles nothing
+        assert sorted(policies) == sorted([*SCHEMES, "benefits"])
         assert {p.status for p in policies.values()} == {ApprovalStatus.APPROVED}
         assert policies["capitation"].name == "湖州预设"
         assert policies["special_outpatient"].name == policies["family_doctor"].name == "攀枝花预设"
@@ -64,7 +65,7 @@ def test_every_registered_scheme_has_an_approved_demo_policy(settled, django_db_
         # Seeding again, or writing the policies again, neither duplicates nor rewrites them.
         call_command("seed_demo", "--size", "small", stdout=StringIO())
         assert write_policies(YEAR, log=lambda _line: None) == 0
-        assert PaymentPolicy.objects.filter(year=YEAR).count() == len(SCHEMES)
+        assert PaymentPolicy.objects.filter(year=YEAR).count() == len(SCHEMES) + 1
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

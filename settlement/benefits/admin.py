@@ -1,0 +1,265 @@
+"""Admin of the benefit engine (SPEC §6.8): tables with their FJ checks, rules, referrals, relocation
+filings, and the 待遇测算核对 page (the 应付统筹 figures whose 统筹支付 differs), scoped like every page."""
+import tempfile
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import ExtractYear
+from django.http import FileResponse
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from alliances.scoped_admin import ScopedAdmin
+from settlement.approval import Refused
+from settlement.engine.services import SettlementError
+from settlement.models import InpatientCase, OutpatientClaim
+
+from . import selectors, services
+from .models import BenefitFigure, BenefitRule, BenefitTable, Referral, Relocation
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _lines(lines):
+    return format_html("<ol>{}</ol>", format_html_join("", "<li>{}</li>", ((line,) for line in lines)))
+
+
+@admin.register(BenefitTable)
+class BenefitTableAdmin(ScopedAdmin):
+    list_display = ("year", "version", "status", "approved_by", "approved_at", "check_summary")
+    list_filter = ("status",)
+    readonly_fields = ("status", "version", "approved_by", "approved_at", "check_results")
+    actions = ["approve_selected", "revise_selected", "compute_selected"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The year names the table: fixed once created.
+        return (*self.readonly_fields, "year") if obj is not None else self.readonly_fields
+
+    def _checks(self, obj):
+        try:
+            return services.table_checks(obj.year)
+        except SettlementError as exc:
+            return exc
+
+    @admin.display(description="政策符合性检查")
+    def check_summary(self, obj):
+        results = self._checks(obj)
+        if isinstance(results, Exception):
+            return str(results)
+        broken = [r for r in results if not r.passed]
+        return f"不符合{len(broken)}项：" + "、".join(r.clause for r in broken) if broken else f"全部{len(results)}项符合"
+
+    @admin.display(description="政策符合性检查结果")
+    def check_results(self, obj):
+        results = self._checks(obj)
+        if isinstance(results, Exception):
+            return str(results)
+        return format_html_join(
+            "", "<p>{} {}：{}</p>", (("✔ 符合" if r.passed else "✘ 不符合", r.clause, r.detail) for r in results),
+        )
+
+    def _each(self, request, queryset, call, done):
+        ok = 0
+        for table in queryset.order_by("year"):
+            try:
+                call(table)
+                ok += 1
+            except Refused as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+        if ok:
+            self.message_user(request, done.format(ok))
+
+    @admin.action(description="审批所选待遇政策表", permissions=["approve"])
+    def approve_selected(self, request, queryset):
+        self._each(request, queryset, lambda t: services.approve_table(t.year, request.user), "已审批{}张待遇政策表")
+
+    @admin.action(description="为所选已审批待遇政策表建立新版本（修订草稿）", permissions=["approve"])
+    def revise_selected(self, request, queryset):
+        self._each(request, queryset, lambda t: services.revise_table(t.year, request.user),
+                   "已为{}张待遇政策表建立新版本草稿；修改后请重新审批")
+
+    @admin.action(description="按所选年度测算应付统筹（后台任务）", permissions=["approve"])
+    def compute_selected(self, request, queryset):
+        self._each(request, queryset, lambda t: services.start_compute(t.year, request.user),
+                   "已提交{}个年度的应付统筹测算，进度见“后台任务”")
+
+
+@admin.register(BenefitRule)
+class BenefitRuleAdmin(ScopedAdmin):
+    list_display = ("year", "insurance_type", "care_type", "level", "visit_type", "disease_prefix", "deductible", "ratio",
+                    "annual_limit")
+    list_filter = ("year", "insurance_type", "care_type", "level", "visit_type")
+    search_fields = ("disease_prefix",)
+
+
+@admin.register(Referral)
+class ReferralAdmin(ScopedAdmin):
+    list_display = ("number", "person", "from_institution", "to_institution", "referred_on", "direction")
+    list_filter = ("direction",)
+    search_fields = ("=number", "=person__id_number", "=from_institution__code", "=to_institution__code")
+    autocomplete_fields = ("person", "from_institution", "to_institution")
+    list_select_related = ("person", "from_institution", "to_institution")
+    date_hierarchy = "referred_on"
+
+
+@admin.register(Relocation)
+class RelocationAdmin(ScopedAdmin):
+    """A person's filings with, per filing, whether its year's relocation is revoked and why."""
+
+    list_display = ("person", "filed_on", "destination", "ended_on", "year_status")
+    search_fields = ("=person__id_number",)
+    autocomplete_fields = ("person",)
+    list_select_related = ("person",)
+    readonly_fields = ("year_detail",)
+    date_hierarchy = "filed_on"
+
+    def get_queryset(self, request):
+        same_year = (Relocation.objects.filter(person_id=OuterRef("person_id"), filed_on__year=OuterRef("filed_year"))
+                     .values("person_id").annotate(n=Count("id")).values("n"))
+        return super().get_queryset(request).annotate(
+            filed_year=ExtractYear("filed_on"), filings_in_year=Subquery(same_year),
+        )
+
+    @admin.display(description="当年度异地安置待遇")
+    def year_status(self, obj):
+        if obj.filings_in_year and obj.filings_in_year >= 2:
+            return f"已取消（{obj.filed_on.year}年备案{obj.filings_in_year}次）"
+        return "有效"
+
+    @admin.display(description="当年度备案情况")
+    def year_detail(self, obj):
+        if obj.pk is None:
+            return "—"
+        status = selectors.relocation_year(obj.person_id, obj.filed_on.year)
+        filings = "、".join(f"{f.filed_on}（安置地{f.destination}）" for f in status.filings)
+        verdict = f"已取消：{status.reason}" if status.revoked else "未取消（当年度仅备案1次）"
+        return f"{obj.filed_on.year}年备案：{filings}；{verdict}"
+
+
+class DifferenceFilter(admin.SimpleListFilter):
+    title = "核对结果"
+    parameter_name = "differs"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "统筹支付与应付统筹不一致"), ("all", "全部"), ("unruled", "没有适用规则")]
+
+    def choices(self, changelist):
+        # "不一致" is the page's default: the 核对 page lists what differs unless asked for everything.
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": (self.value() or "yes") == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+    def queryset(self, request, queryset):
+        value = self.value() or "yes"
+        if value == "yes":
+            return queryset.filter(selectors.DIFFERS)
+        if value == "unruled":
+            return queryset.filter(rule__isnull=True)
+        return queryset
+
+
+@admin.register(BenefitFigure)
+class BenefitFigureAdmin(ScopedAdmin):
+    """待遇测算核对: per year and region, the claims and cases whose 统筹支付 differs from 应付统筹."""
+
+    change_list_template = "admin/benefits/reconcile_change_list.html"
+    list_display = ("serial", "care_type", "institution", "level", "visit_type", "service_date", "in_scope", "fund_paid",
+                    "expected", "difference")
+    list_filter = (DifferenceFilter, "year", "institution__county", "care_type", "level", "visit_type")
+    search_fields = ("=serial", "=institution__code", "=person__id_number")
+    list_select_related = ("institution",)
+    ordering = ("-difference",)
+    fields = ("year", "care_type", "serial", "institution", "person", "service_date", "fund_paid", "expected",
+              "difference", "derivation", "computed_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="测算过程")
+    def derivation(self, obj):
+        return _lines(selectors.derivation_lines(obj))
+
+    def get_urls(self):
+        return [
+            path("export/", self.admin_site.admin_view(self.export_view), name="settlement_benefitfigure_export"),
+            *super().get_urls(),
+        ]
+
+    def _filtered(self, request):
+        return self.get_changelist_instance(request).get_queryset(request)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = dict(extra_context or {})
+        try:
+            totals = selectors.totals_by_institution(self._filtered(request).order_by())
+        except (IncorrectLookupParameters, ValidationError):
+            totals = []
+        query = request.GET.urlencode()
+        extra_context.update(
+            title="待遇测算核对", institution_totals=totals[:50],
+            reconcile_export_url=f"{reverse('admin:settlement_benefitfigure_export')}?{query}",
+        )
+        return super().changelist_view(request, extra_context)
+
+    def export_view(self, request):
+        from openpyxl import Workbook
+
+        from settlement.engine.export import safe_text
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            figures = self._filtered(request).select_related("institution", "person")
+        except (IncorrectLookupParameters, ValidationError):
+            self.message_user(request, "筛选条件无效，未导出；请重新设置筛选后再导出", messages.ERROR)
+            return redirect(reverse("admin:settlement_benefitfigure_changelist"))
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet("核对清单")
+        sheet.append(["年度", "就医类型", "单据号", "机构编码", "机构名称", "机构等级", "门诊类型", "身份证号", "日期",
+                      "政策范围内费用", "统筹支付", "应付统筹", "差额"])
+        for f in figures.iterator(chunk_size=5000):
+            sheet.append([f.year, f.care_type, safe_text(f.serial), f.institution.code, safe_text(f.institution.name),
+                          f.level, f.visit_type, f.person.id_number, f.service_date, f.in_scope, f.fund_paid,
+                          f.expected, f.difference])
+        totals = book.create_sheet("机构汇总")
+        totals.append(["机构编码", "机构名称", "笔数", "统筹支付", "应付统筹", "差额"])
+        for row in selectors.totals_by_institution(figures.order_by()):
+            totals.append([row["institution__code"], safe_text(row["institution__name"]), row["rows"], row["fund_paid"],
+                           row["expected"], row["difference"]])
+        spool = tempfile.SpooledTemporaryFile(max_size=20 * 1024 * 1024)
+        book.save(spool)
+        spool.seek(0)
+        stamp = timezone.localtime().strftime("%Y%m%d%H%M%S")
+        return FileResponse(spool, as_attachment=True, filename=f"benefit_reconcile_{stamp}.xlsx", content_type=XLSX)
+
+
+# --- the claim's and the case's own pages show their 应付统筹 ------------------------------------
+
+
+@admin.display(description="应付统筹测算")
+def benefit_derivation(obj):
+    figure = BenefitFigure.objects.filter(**{"claim" if isinstance(obj, OutpatientClaim) else "case": obj}).select_related(
+        "rule", "joined_case__institution",
+    ).order_by("-year").first()
+    if figure is None:
+        return "尚未测算（待遇政策表审批后由市医保局发起测算）"
+    return _lines(selectors.derivation_lines(figure))
+
+
+def _extend_claim_admins():
+    """The claim and case pages of settlement/admin.py gain the derivation (a case names its joined stay)."""
+    for model in (OutpatientClaim, InpatientCase):
+        model_admin = admin.site._registry.get(model)
+        if model_admin is not None and benefit_derivation not in model_admin.readonly_fields:
+            model_admin.readonly_fields = (*model_admin.readonly_fields, benefit_derivation)
+
+
+_extend_claim_admins()

@@ -1,0 +1,68 @@
+"""Identities of 应付统筹 on random data (SPEC §6.8): limits are never exceeded, and without modifiers
+the fund is (in-scope − deductible consumed) × ratio, the deductible consumed adding up to min(D, Σ in-scope)."""
+import random
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal as D
+
+import pytest
+
+from settlement.benefits.models import BenefitFigure
+from settlement.benefits.services import compute_expected
+from tests import factories
+from tests.settlement import benefit_builders as b
+from tests.settlement.benefit_builders import YEAR, day
+
+pytestmark = pytest.mark.django_db
+
+TABLE = [
+    ("居民", "门诊", "基层", "", "", "0", "80", "300"),
+    ("居民", "门诊", "二级", "", "", "200", "60", "1500"),
+    ("居民", "门诊", "三级", "", "", "500", "50", None),
+    ("居民", "住院", "基层", "", "", "200", "90", "20000"),
+    ("居民", "住院", "二级", "", "", "600", "70", "20000"),
+    ("居民", "住院", "三级", "", "", "1000", "60", "20000"),
+]
+
+
+def test_random_year_keeps_limits_and_the_plain_formula():
+    rng = random.Random(20251203)
+    b.approved_table(TABLE)
+    place = b.place()
+    persons = [factories.person(place["wuxing"]) for _ in range(12)]
+    for person in persons:
+        for _ in range(rng.randint(1, 14)):
+            level = rng.choice(["基层", "二级", "三级"])
+            cents = rng.randint(1_000, 120_000)
+            b.claim(person, place[level], day(rng.randint(1, 12), rng.randint(1, 28)), f"{D(cents) / 100:.2f}")
+        for _ in range(rng.randint(0, 3)):
+            level = rng.choice(["基层", "二级", "三级"])
+            admitted = day(rng.randint(1, 12), rng.randint(1, 20))
+            b.case(person, place[level], admitted, admitted, f"{D(rng.randint(50_000, 3_000_000)) / 100:.2f}")
+    compute_expected(YEAR)
+    figures = list(BenefitFigure.objects.filter(year=YEAR).select_related("rule"))
+    assert len(figures) > 50 and all(f.rule_id for f in figures)
+
+    pots = defaultdict(list)
+    for f in figures:
+        # no referral, no other county, no out-of-city care: the ratio is the rule's
+        assert f.ratio == f.rule.ratio and f.referral_points == f.cross_county_points == f.out_of_city_points == 0
+        # before the limit: (in-scope − deductible consumed) × ratio, half-up to 分
+        plain = ((f.in_scope - f.deductible_used) * f.ratio / 100).quantize(D("0.01"), rounding=ROUND_HALF_UP)
+        assert f.before_limit == plain
+        assert 0 <= f.expected <= f.before_limit
+        key = (f.person_id, f.care_type, f.rule_id if f.care_type == "门诊" else None)
+        pots[key].append(f)
+    for (person, care_type, _), rows in pots.items():
+        total_expected = sum(f.expected for f in rows)
+        total_before = sum(f.before_limit for f in rows)
+        limit = rows[0].annual_limit
+        if limit is None:
+            assert total_expected == total_before
+        else:
+            # Σ expected over the person-year = min(limit, Σ before the limit): never above the limit
+            assert total_expected == min(limit, total_before) <= limit
+        if care_type == "门诊":
+            # one deductible per person-year at a level: consumed in total min(D, Σ in-scope)
+            assert sum(f.deductible_used for f in rows) == min(rows[0].deductible, sum(f.in_scope for f in rows))
+        else:
+            assert all(f.deductible_used == min(f.deductible, f.in_scope) for f in rows)

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from alliances.drilldown import DrilldownLookupsMixin
+from alliances.formatting import money_column
 from alliances.scoped_admin import ScopedAdmin
 
 from .models import (
@@ -11,7 +12,11 @@ from .models import (
 
 @admin.register(OutpatientClaim)
 class OutpatientClaimAdmin(DrilldownLookupsMixin, ScopedAdmin):
-    list_display = ("serial", "institution", "person", "visit_date", "visit_type", "disease", "total_cost", "fund_paid", "personal_paid")
+    list_display = ("serial", "institution", "person", "visit_date", "visit_type", "disease", "total_cost_money",
+                    "fund_paid_money", "personal_paid_money")
+    total_cost_money = money_column("total_cost", "总费用")
+    fund_paid_money = money_column("fund_paid", "统筹支付")
+    personal_paid_money = money_column("personal_paid", "个人负担")
     list_filter = ("visit_type", "insurance_type", "referral")
     search_fields = ("=serial", "=person__id_number", "=institution__code")
     autocomplete_fields = ("institution", "person", "disease")
@@ -21,7 +26,10 @@ class OutpatientClaimAdmin(DrilldownLookupsMixin, ScopedAdmin):
 
 @admin.register(InpatientCase)
 class InpatientCaseAdmin(DrilldownLookupsMixin, ScopedAdmin):
-    list_display = ("serial", "institution", "person", "admission_date", "discharge_date", "principal_diagnosis", "drg_code", "bed_day_category", "total_cost", "fund_paid")
+    list_display = ("serial", "institution", "person", "admission_date", "discharge_date", "principal_diagnosis", "drg_code",
+                    "bed_day_category", "total_cost_money", "fund_paid_money")
+    total_cost_money = money_column("total_cost", "总费用")
+    fund_paid_money = money_column("fund_paid", "统筹支付")
     list_filter = ("bed_day_category", "incomplete_stay", "new_technology", "transferred")
     search_fields = ("=serial", "=person__id_number", "=institution__code", "drg_code", "principal_diagnosis")
     autocomplete_fields = ("institution", "person")
@@ -49,7 +57,8 @@ class SpecialDesignationAdmin(ScopedAdmin):
 
 @admin.register(CapitationStandard)
 class CapitationStandardAdmin(ScopedAdmin):
-    list_display = ("year", "insurance_type", "age_band", "disease", "amount", "valid_years", "version", "status", "approved_by")
+    list_display = ("year", "insurance_type", "age_band", "disease", "amount_money", "valid_years", "version", "status", "approved_by")
+    amount_money = money_column("amount", "人头标准（元/人·年）")
     list_filter = ("year", "insurance_type", "age_band", "status")
     search_fields = ("disease__code", "disease__name")
     autocomplete_fields = ("disease",)
@@ -59,7 +68,8 @@ class CapitationStandardAdmin(ScopedAdmin):
 
 @admin.register(SpecialStandard)
 class SpecialStandardAdmin(ScopedAdmin):
-    list_display = ("year", "disease", "amount", "version", "status", "approved_by")
+    list_display = ("year", "disease", "amount_money", "version", "status", "approved_by")
+    amount_money = money_column("amount", "人头标准（元/人·年）")
     list_filter = ("year", "status")
     search_fields = ("disease__code", "disease__name")
     autocomplete_fields = ("disease",)
@@ -68,7 +78,8 @@ class SpecialStandardAdmin(ScopedAdmin):
 
 @admin.register(DrgGroup)
 class DrgGroupAdmin(ScopedAdmin):
-    list_display = ("year", "code", "name", "base_points", "average_cost", "bed_day_points", "same_price", "tcm_support")
+    list_display = ("year", "code", "name", "base_points", "average_cost_money", "bed_day_points", "same_price", "tcm_support")
+    average_cost_money = money_column("average_cost", "病组均次费用")
     list_filter = ("year", "same_price", "tcm_support")
     search_fields = ("code", "name")
 
@@ -83,13 +94,15 @@ class DrgCoefficientAdmin(ScopedAdmin):
 
 @admin.register(BedDayQuota)
 class BedDayQuotaAdmin(ScopedAdmin):
-    list_display = ("year", "level", "category", "amount")
+    list_display = ("year", "level", "category", "amount_money")
+    amount_money = money_column("amount", "床日标准（元/日）")
     list_filter = ("year", "level", "category")
 
 
 @admin.register(DiseaseStandard)
 class DiseaseStandardAdmin(ScopedAdmin):
-    list_display = ("year", "disease", "main_operation", "level", "amount")
+    list_display = ("year", "disease", "main_operation", "level", "amount_money")
+    amount_money = money_column("amount", "支付标准（元/例）")
     list_filter = ("year", "level")
     search_fields = ("disease__code", "disease__name", "main_operation")
     autocomplete_fields = ("disease",)
@@ -97,7 +110,8 @@ class DiseaseStandardAdmin(ScopedAdmin):
 
 @admin.register(Budget)
 class BudgetAdmin(ScopedAdmin):
-    list_display = ("year", "scheme", "unit_code", "insurance_type", "amount")
+    list_display = ("year", "scheme", "unit_code", "insurance_type", "amount_money")
+    amount_money = money_column("amount", "预算额度")
     list_filter = ("year", "scheme", "insurance_type")
     search_fields = ("unit_code",)
 
@@ -111,7 +125,8 @@ class AssessmentAdmin(ScopedAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(ScopedAdmin):
-    list_display = ("year", "month", "scheme", "unit_code", "amount", "source")
+    list_display = ("year", "month", "scheme", "unit_code", "amount_money", "source")
+    amount_money = money_column("amount", "拨付金额")
     list_filter = ("year", "scheme", "source")
     search_fields = ("unit_code",)
 

@@ -50,7 +50,8 @@ class CapitationParams:
         default=Decimal("60"), metadata={"label": "折算起点得分（得分不高于此不上浮）", "min": Decimal("0"), "max": Decimal("99")},
     )
     disease_add_mode: str = dataclasses.field(
-        default="add_all", metadata={"label": "慢特病标准叠加方式", "choices": ("add_all", "highest_only")},
+        default="add_all", metadata={"label": "慢特病标准叠加方式", "choices": ("add_all", "highest_only"),
+                                     "choice_labels": {"add_all": "各病种标准逐项叠加", "highest_only": "只计最高的一项标准"}},
     )
     visit_types: tuple[str, ...] = dataclasses.field(
         default=(VisitType.GENERAL.value, VisitType.CHRONIC.value),
@@ -684,6 +685,8 @@ class CapitationRule(SchemeRule):
     params_class = CapitationParams
     actual_counts_as_paid = True
     detail_labels = {
+        "classes": "普通门诊人头（按险种、年龄段）",
+        "diseases": "慢特病人头（按病种）",
         "heads": "签约人头数（人）",
         "person_months": "计费人·月数",
         "disease_add_mode": "慢特病标准叠加方式",
@@ -702,6 +705,20 @@ class CapitationRule(SchemeRule):
         "overspend_share_used": "实际超支分担比例",
         "payments": "拨付记录合计（元）",
         "paid_as_claims": "已按就诊支付的统筹基金（元）",
+    }
+
+    detail_totals = {
+        "classes": ("quota", "quota_base", "各行分别四舍五入到分；普通门诊额度按各类人·月×标准合计后一次舍入"),
+        "diseases": ("quota", "quota_diseases", "各行分别四舍五入到分，慢特病额度为各行之和"),
+    }
+    figure_parts = {
+        "quota": (("quota_base", "quota_diseases"), "预算额度按全部人·月×标准合计后÷12一次四舍五入到分"),
+        "actual": (("actual_inside", "actual_outside"), ""),
+        "paid": (("payments", "paid_as_claims"), ""),
+    }
+    figure_notes = {
+        "unit_part": "结余时 = 结余 × 实际结余留用比例，超支时 = −超支 × 实际超支分担比例，四舍五入到分",
+        "entitled": "实际支出（A） + 单位分担留用",
     }
 
     def gather(self, ctx, params):

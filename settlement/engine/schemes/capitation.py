@@ -621,16 +621,17 @@ def claims_queryset(ctx: RunContext, params: CapitationParams, unit_code: str):
 # --- 测算: proposing standards from history --------------------------------------------
 
 
-def history_per_class(base_year: int):
-    """For one past year: person-months and 统筹支付 per class (普通门诊) and per class × disease.
+def history_per_class(base_year: int, disease_visit_types=(VisitType.CHRONIC.value, VisitType.SPECIAL.value)):
+    """For one past year: person-months and 统筹支付 per class (普通门诊) and per class × disease
+    (of the `disease_visit_types` claims: by default 慢病 and 特病门诊).
 
     Returns ({(ins, band): (person_months, fund)}, {(ins, band, disease_id): (person_months, fund)}).
     """
     with transaction.atomic(), Segments(base_year) as segments:
-        return _history_rows(base_year, segments)
+        return _history_rows(base_year, segments, list(disease_visit_types))
 
 
-def _history_rows(base_year, segments):
+def _history_rows(base_year, segments, disease_visit_types):
     named = {}
     seg = segments.cte(named)
     base_pm = {(i, b): int(pm) for i, b, pm in S.fetch(f"""
@@ -661,7 +662,7 @@ def _history_rows(base_year, segments):
 
     named = {}
     seg = segments.cte(named)
-    claim_from = _claims_sql(base_year, [VisitType.CHRONIC.value, VisitType.SPECIAL.value], named)
+    claim_from = _claims_sql(base_year, disease_visit_types, named)
     disease_fund = {(i, b, d): S.money_value(total) for i, b, d, total in S.fetch(f"""
         WITH {seg}
         SELECT insurance_type, age_band, disease_id, {S.sum_money("fund_paid")} FROM (

@@ -6,7 +6,7 @@ from alliances.scoped_admin import ScopedAdmin
 
 from .models import (
     Assessment, BedDayQuota, Budget, CapitationStandard, DiseaseStandard, DrgCoefficient, DrgGroup,
-    FamilyDoctorService, InpatientCase, Job, OutpatientClaim, Payment, SpecialDesignation, SpecialStandard,
+    FamilyDoctorService, InpatientCase, Job, JobStatus, OutpatientClaim, Payment, SpecialDesignation, SpecialStandard,
 )
 
 
@@ -141,10 +141,17 @@ class JobAdmin(ScopedAdmin):
 
     @admin.display(description="进度")
     def percent_display(self, obj):
+        if obj.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            # It did not complete: how far it got, never a 100% that reads as done.
+            return f"{obj.get_status_display()}（{obj.progress_done}/{obj.progress_total}）"
         return f"{obj.percent}%"
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        # A job is the worker's record: read, never edited, so its page offers no 保存.
+        return obj is None and super().has_change_permission(request)
 
 
 from .engine import admin as engine_admin  # noqa: E402,F401  (policies, settlement runs, unit results)

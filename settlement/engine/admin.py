@@ -325,6 +325,15 @@ class SettlementRunAdmin(ScopedAdmin):
             })
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def get_actions(self, request):
+        # The list offers only what the services would let this user do (no 计算 for a hospital).
+        actions = super().get_actions(request)
+        if not _allowed(lambda: services._require(request.user, roles={Role.CITY, Role.COUNTY},
+                                                  region_code=_own_region(request.user), action="发起结算")):
+            actions.pop("compute", None)
+            actions.pop("resume", None)
+        return actions
+
     def _each(self, request, queryset, call, done):
         ok = 0
         for run in queryset:

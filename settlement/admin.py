@@ -6,8 +6,10 @@ from alliances.scoped_admin import ScopedAdmin
 
 from .models import (
     Assessment, BedDayQuota, Budget, CapitationStandard, DiseaseStandard, DrgCoefficient, DrgGroup,
-    FamilyDoctorService, InpatientCase, Job, JobStatus, OutpatientClaim, Payment, SpecialDesignation, SpecialStandard,
+    FamilyDoctorService, InpatientCase, Job, JobStatus, OutpatientClaim, Payment, Scheme, SpecialDesignation,
+    SpecialStandard,
 )
+from .imports.resources import RESOURCES
 
 
 @admin.register(OutpatientClaim)
@@ -131,13 +133,41 @@ class PaymentAdmin(ScopedAdmin):
     search_fields = ("unit_code",)
 
 
+# A job's parameters and counts as a clerk reads them, not as the worker stores them.
+PARAM_LABELS = {"scheme": "方案", "year": "年度", "region": "县区", "resource": "数据类型", "land_good_rows": "只导入正确的行"}
+COUNT_LABELS = {"units": "结算单位", "rows": "总行数", "created": "新增", "updated": "更新", "unchanged": "未变化",
+                "bad_rows": "错误行"}
+
+
+def _param_value(key, value):
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if value is None:
+        return "全市" if key == "region" else "—"
+    if key == "scheme":
+        return Scheme(value).label if value in Scheme.values else value
+    if key == "resource":
+        resource = RESOURCES.get(value)
+        return resource.title if resource is not None else value
+    return value
+
+
 @admin.register(Job)
 class JobAdmin(ScopedAdmin):
     list_display = ("created_at", "kind", "title", "status", "percent_display", "user", "finished_at")
     list_filter = ("kind", "status")
     search_fields = ("title",)
-    readonly_fields = [f.name for f in Job._meta.fields]
+    fields = [f.name for f in Job._meta.fields if f.name not in ("params", "counts")] + ["params_display", "counts_display"]
+    readonly_fields = fields
     list_select_related = ("user",)
+
+    @admin.display(description="参数")
+    def params_display(self, obj):
+        return "；".join(f"{PARAM_LABELS.get(k, k)}：{_param_value(k, v)}" for k, v in (obj.params or {}).items()) or "—"
+
+    @admin.display(description="计数")
+    def counts_display(self, obj):
+        return "；".join(f"{COUNT_LABELS.get(k, k)}：{v}" for k, v in (obj.counts or {}).items()) or "—"
 
     @admin.display(description="进度")
     def percent_display(self, obj):

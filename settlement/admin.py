@@ -2,17 +2,25 @@ from django.contrib import admin
 
 from alliances.big_tables import BigTableAdmin, period_filter
 from alliances.drilldown import DrilldownLookupsMixin
+from alliances.formatting import money_column
 from alliances.scoped_admin import ScopedAdmin
 
 from .models import (
     Assessment, BedDayQuota, Budget, CapitationStandard, DiseaseStandard, DrgCoefficient, DrgGroup,
-    FamilyDoctorService, InpatientCase, Job, OutpatientClaim, Payment, SpecialDesignation, SpecialStandard,
+    FamilyDoctorService, InpatientCase, Job, JobStatus, OutpatientClaim, Payment, Scheme, SpecialDesignation,
+    SpecialStandard,
 )
+from .imports.resources import RESOURCES
 
 
 @admin.register(OutpatientClaim)
 class OutpatientClaimAdmin(DrilldownLookupsMixin, BigTableAdmin, ScopedAdmin):
-    list_display = ("serial", "institution", "person", "visit_date", "visit_type", "disease", "total_cost", "fund_paid", "personal_paid")
+    # The money right after the serial: the drill-down from A is read for its 统筹支付 (issue 12, 1,366 px).
+    list_display = ("serial", "visit_date", "fund_paid_money", "total_cost_money", "personal_paid_money", "visit_type",
+                    "disease", "institution", "person")
+    total_cost_money = money_column("total_cost", "总费用")
+    fund_paid_money = money_column("fund_paid", "统筹支付")
+    personal_paid_money = money_column("personal_paid", "个人负担")
     list_filter = (period_filter("visit_date", "就诊时间", indexed=True), "visit_type", "insurance_type", "referral")
     search_shapes = {"id_number": "person__id_number", "institution": "institution__code", "county": "institution__county__code"}
     search_business_key = ("institution", "serial")
@@ -25,7 +33,10 @@ class OutpatientClaimAdmin(DrilldownLookupsMixin, BigTableAdmin, ScopedAdmin):
 
 @admin.register(InpatientCase)
 class InpatientCaseAdmin(DrilldownLookupsMixin, BigTableAdmin, ScopedAdmin):
-    list_display = ("serial", "institution", "person", "admission_date", "discharge_date", "principal_diagnosis", "drg_code", "bed_day_category", "total_cost", "fund_paid")
+    list_display = ("serial", "discharge_date", "fund_paid_money", "total_cost_money", "admission_date", "principal_diagnosis",
+                    "drg_code", "bed_day_category", "institution", "person")
+    total_cost_money = money_column("total_cost", "总费用")
+    fund_paid_money = money_column("fund_paid", "统筹支付")
     list_filter = (period_filter("discharge_date", "出院日期", indexed=True), "bed_day_category", "incomplete_stay", "new_technology", "transferred")
     search_shapes = {"id_number": "person__id_number", "institution": "institution__code", "county": "institution__county__code"}
     search_default = ("serial", "drg_code", "principal_diagnosis__startswith")
@@ -57,7 +68,8 @@ class SpecialDesignationAdmin(ScopedAdmin):
 
 @admin.register(CapitationStandard)
 class CapitationStandardAdmin(ScopedAdmin):
-    list_display = ("year", "insurance_type", "age_band", "disease", "amount", "valid_years", "version", "status", "approved_by")
+    list_display = ("year", "insurance_type", "age_band", "disease", "amount_money", "valid_years", "version", "status", "approved_by")
+    amount_money = money_column("amount", "人头标准（元/人·年）")
     list_filter = ("year", "insurance_type", "age_band", "status")
     search_fields = ("disease__code", "disease__name")
     autocomplete_fields = ("disease",)
@@ -67,7 +79,8 @@ class CapitationStandardAdmin(ScopedAdmin):
 
 @admin.register(SpecialStandard)
 class SpecialStandardAdmin(ScopedAdmin):
-    list_display = ("year", "disease", "amount", "version", "status", "approved_by")
+    list_display = ("year", "disease", "amount_money", "version", "status", "approved_by")
+    amount_money = money_column("amount", "人头标准（元/人·年）")
     list_filter = ("year", "status")
     search_fields = ("disease__code", "disease__name")
     autocomplete_fields = ("disease",)
@@ -76,7 +89,8 @@ class SpecialStandardAdmin(ScopedAdmin):
 
 @admin.register(DrgGroup)
 class DrgGroupAdmin(ScopedAdmin):
-    list_display = ("year", "code", "name", "base_points", "average_cost", "bed_day_points", "same_price", "tcm_support")
+    list_display = ("year", "code", "name", "base_points", "average_cost_money", "bed_day_points", "same_price", "tcm_support")
+    average_cost_money = money_column("average_cost", "病组均次费用")
     list_filter = ("year", "same_price", "tcm_support")
     search_fields = ("code", "name")
 
@@ -91,13 +105,15 @@ class DrgCoefficientAdmin(ScopedAdmin):
 
 @admin.register(BedDayQuota)
 class BedDayQuotaAdmin(ScopedAdmin):
-    list_display = ("year", "level", "category", "amount")
+    list_display = ("year", "level", "category", "amount_money")
+    amount_money = money_column("amount", "床日标准（元/日）")
     list_filter = ("year", "level", "category")
 
 
 @admin.register(DiseaseStandard)
 class DiseaseStandardAdmin(ScopedAdmin):
-    list_display = ("year", "disease", "main_operation", "level", "amount")
+    list_display = ("year", "disease", "main_operation", "level", "amount_money")
+    amount_money = money_column("amount", "支付标准（元/例）")
     list_filter = ("year", "level")
     search_fields = ("disease__code", "disease__name", "main_operation")
     autocomplete_fields = ("disease",)
@@ -105,7 +121,8 @@ class DiseaseStandardAdmin(ScopedAdmin):
 
 @admin.register(Budget)
 class BudgetAdmin(ScopedAdmin):
-    list_display = ("year", "scheme", "unit_code", "insurance_type", "amount")
+    list_display = ("year", "scheme", "unit_code", "insurance_type", "amount_money")
+    amount_money = money_column("amount", "预算额度")
     list_filter = ("year", "scheme", "insurance_type")
     search_fields = ("unit_code",)
 
@@ -119,9 +136,29 @@ class AssessmentAdmin(ScopedAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(ScopedAdmin):
-    list_display = ("year", "month", "scheme", "unit_code", "amount", "source")
+    list_display = ("year", "month", "scheme", "unit_code", "amount_money", "source")
+    amount_money = money_column("amount", "拨付金额")
     list_filter = ("year", "scheme", "source")
     search_fields = ("unit_code",)
+
+
+# A job's parameters and counts as a clerk reads them, not as the worker stores them.
+PARAM_LABELS = {"scheme": "方案", "year": "年度", "region": "县区", "resource": "数据类型", "land_good_rows": "只导入正确的行"}
+COUNT_LABELS = {"units": "结算单位", "rows": "总行数", "created": "新增", "updated": "更新", "unchanged": "未变化",
+                "bad_rows": "错误行"}
+
+
+def _param_value(key, value):
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if value is None:
+        return "全市" if key == "region" else "—"
+    if key == "scheme":
+        return Scheme(value).label if value in Scheme.values else value
+    if key == "resource":
+        resource = RESOURCES.get(value)
+        return resource.title if resource is not None else value
+    return value
 
 
 @admin.register(Job)
@@ -129,15 +166,31 @@ class JobAdmin(ScopedAdmin):
     list_display = ("created_at", "kind", "title", "status", "percent_display", "user", "finished_at")
     list_filter = ("kind", "status")
     search_fields = ("title",)
-    readonly_fields = [f.name for f in Job._meta.fields]
+    fields = [f.name for f in Job._meta.fields if f.name not in ("params", "counts")] + ["params_display", "counts_display"]
+    readonly_fields = fields
     list_select_related = ("user",)
+
+    @admin.display(description="参数")
+    def params_display(self, obj):
+        return "；".join(f"{PARAM_LABELS.get(k, k)}：{_param_value(k, v)}" for k, v in (obj.params or {}).items()) or "—"
+
+    @admin.display(description="计数")
+    def counts_display(self, obj):
+        return "；".join(f"{COUNT_LABELS.get(k, k)}：{v}" for k, v in (obj.counts or {}).items()) or "—"
 
     @admin.display(description="进度")
     def percent_display(self, obj):
+        if obj.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            # It did not complete: how far it got, never a 100% that reads as done.
+            return f"{obj.get_status_display()}（{obj.progress_done}/{obj.progress_total}）"
         return f"{obj.percent}%"
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        # A job is the worker's record: read, never edited, so its page offers no 保存.
+        return obj is None and super().has_change_permission(request)
 
 
 from .engine import admin as engine_admin  # noqa: E402,F401  (policies, settlement runs, unit results)

@@ -154,14 +154,6 @@ PER_DISEASE_DRG = {"K35.8": "GD19", "K80.2": "HC39", "H25.9": "CB39", "N40": "LR
 CITY_AVERAGE_CASE_COST = 10_000
 
 # Capitation standards (元/人·年): 普通门诊 then per registered disease, by insurance type and age band.
-CAPITATION_GENERAL = {
-    ("职工", "60周岁及以下"): 560, ("职工", "60周岁以上"): 1_150,
-    ("居民", "60周岁及以下"): 320, ("居民", "60周岁以上"): 680,
-}
-CAPITATION_DISEASE = {  # disease code → (职工, 居民) amount, same for both age bands unless listed below
-    "I10": (600, 420), "E11": (900, 640), "I25": (800, 560), "J44": (700, 500), "I69": (650, 450),
-    "E03": (360, 260), "F20": (1_800, 1_500), "A15": (1_200, 1_000),
-}
 # Left without a standard on purpose: a registration of it adds nothing and is listed in warnings.
 CAPITATION_MISSING = ("G20",)
 

@@ -10,9 +10,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
+from settlement.engine.schemes.capitation import history_per_class
 from settlement.models import (
     ApprovalStatus, Assessment, BedDayQuota, Budget, CapitationStandard, DiseaseStandard, DrgCoefficient, DrgGroup,
-    Payment, Scheme, SpecialStandard,
+    Payment, Scheme, SpecialStandard, VisitType,
 )
 
 from . import catalogue as cat
@@ -29,6 +30,34 @@ def _round_to(fen_amount, step_yuan):
     return (int(fen_amount) + step // 2) // step * step
 
 
+def capitation_standards(year, disease_ids, approver, approved_at):
+    """The year's capitation standards as a bureau sets them: the 测算 (SPEC §6.1) of the spending it
+    has seen, per class and per class × disease, rounded to whole 元 and approved.
+
+    The demo generates one year and its people behave the same every year, so the 测算 runs on that
+    year's claims in place of the previous years' (`history_per_class`, the query behind
+    `propose_capitation_standards`). Alliances then come out on both sides of their quota, each by
+    how its heads' spending differs from the city's average. The diseases in CAPITATION_MISSING are
+    left without a standard on purpose: the run lists them in its warnings.
+    """
+    # The demo's policy (Huzhou) counts 普通门诊 + 慢病门诊 in A, so its disease standards measure 慢病门诊.
+    base, disease = history_per_class(year, disease_visit_types=(VisitType.CHRONIC.value,))
+    missing = {disease_ids[code] for code in cat.CAPITATION_MISSING if code in disease_ids}
+    rows = []
+    for (insurance, band, disease_id), (person_months, fund) in sorted(
+        [((i, b, None), v) for (i, b), v in base.items()] + list(disease.items()), key=lambda item: str(item[0]),
+    ):
+        if not person_months or disease_id in missing:
+            continue
+        # 元 per person-year = Σ 统筹支付 ÷ (person-months ÷ 12), to whole 元 as a published table has it
+        amount = (fund * 12 / person_months).quantize(Decimal("1"), rounding=ROUND_HALF_UP)
+        rows.append(CapitationStandard(
+            year=year, insurance_type=insurance, age_band=band, disease_id=disease_id, amount=amount,
+            status=ApprovalStatus.APPROVED, approved_at=approved_at, approved_by=approver,
+        ))
+    return rows
+
+
 def write_parameters(city, totals, log, approver=None):
     year = city.year
     rng = random.Random(f"demo-parameters-{year}")
@@ -36,19 +65,7 @@ def write_parameters(city, totals, log, approver=None):
     ids = city.disease_ids
     created = {}
 
-    capitation = []
-    for (insurance, band), amount in cat.CAPITATION_GENERAL.items():
-        capitation.append(CapitationStandard(
-            year=year, insurance_type=insurance, age_band=band, disease_id=None, amount=Decimal(amount),
-            status=ApprovalStatus.APPROVED, approved_at=approved_at, approved_by=approver,
-        ))
-        for code, (employee, resident) in cat.CAPITATION_DISEASE.items():
-            base = employee if insurance == "职工" else resident
-            amount = base if band == "60周岁及以下" else base * 5 // 4
-            capitation.append(CapitationStandard(
-                year=year, insurance_type=insurance, age_band=band, disease_id=ids[code], amount=Decimal(amount),
-                status=ApprovalStatus.APPROVED, approved_at=approved_at, approved_by=approver,
-            ))
+    capitation = capitation_standards(year, ids, approver, approved_at)
     created[CapitationStandard] = bulk_create_with_history(capitation, CapitationStandard)
 
     created[SpecialStandard] = bulk_create_with_history([

@@ -8,12 +8,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.utils import timezone
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
 
+from alliances.formatting import money_column
 from alliances.models import Region
-from alliances.scope import restrict
+from alliances.scope import Role, restrict, scope_for
 from alliances.scoped_admin import ScopedAdmin
 from settlement.models import ApprovalStatus, CapitationStandard, OutpatientClaim, Scheme, SpecialStandard
 
@@ -21,48 +24,12 @@ from settlement.approval import Refused, revise
 
 from . import services
 from .base import RunContext, SchemeRule, get_rule
+from .display import detail_rows, figure_rows, parameter_rows, warning_summary
 from .export import export_bytes
 from .models import PaymentPolicy, RunStatus, SettlementRun, UnitResult
 from .params import field_label, from_json
 from .presets import PresetError, approve_policy, load_preset, preset_choices
 from .standards import approve_capitation_standards, propose_capitation_standards
-
-# Labels of the intermediates every scheme may store; a scheme adds its own via `detail_labels`.
-DETAIL_LABELS = {
-    "heads": "人头数",
-    "person_months": "人·月数",
-    "payments": "拨付记录合计（元）",
-}
-COLUMN_LABELS = {
-    "insurance_type": "险种", "age_band": "年龄段", "heads": "人头数", "person_months": "人·月",
-    "counted_person_months": "计入人·月", "standard": "标准（元/人·年）", "quota": "额度（元）",
-    "disease_code": "病种编码", "disease_name": "病种名称",
-}
-FIGURES = [
-    ("quota", "预算额度（Q）"), ("actual", "实际支出（A）"), ("surplus", "结余超支（S = Q − A）"),
-    ("unit_part", "单位分担留用"), ("fund_part", "基金分担留用"), ("entitled", "应得金额（E）"),
-    ("paid", "已拨付"), ("amount", "年终清算金额（E − 已拨付）"),
-]
-
-
-def detail_rows(result):
-    """(label, value or table) for every stored intermediate of a unit result, in Chinese."""
-    labels = {**DETAIL_LABELS, **getattr(get_rule(result.run.scheme), "detail_labels", {})}
-    rows = []
-    for key, value in (result.details or {}).items():
-        label = labels.get(key, key)
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            columns = list(value[0])
-            rows.append({"label": label, "table": {
-                "headers": [COLUMN_LABELS.get(c, c) for c in columns],
-                "rows": [[row.get(c) if row.get(c) is not None else "—" for c in columns] for row in value],
-            }})
-        elif isinstance(value, list):
-            rows.append({"label": label, "value": "、".join(map(str, value)) or "—"})
-        else:
-            rows.append({"label": label, "value": value if value not in (None, "") else "—"})
-    return rows
-
 
 def claims_link(result):
     """URL of the claims changelist filtered to the claims behind A, or None if the scheme has none."""
@@ -99,10 +66,21 @@ class PaymentPolicyAdmin(ScopedAdmin):
     change_list_template = "settlement/admin/policy_change_list.html"
 
     def get_readonly_fields(self, request, obj=None):
-        if obj is not None and obj.status == ApprovalStatus.APPROVED:
-            # An approved policy is a record of what was decided; edit a new one instead.
-            return [f.name for f in PaymentPolicy._meta.fields] + ["parameter_help"]
+        if obj is not None and not self.has_change_permission(request, obj):
+            # An approved policy (or one out of write scope) is a record to read: its parameters
+            # by their Chinese labels, never as JSON.
+            return [f.name for f in PaymentPolicy._meta.fields if f.name != "parameters"] + ["parameter_table"]
         return self.readonly_fields
+
+    def get_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            return ["scheme", "year", "region", "name", "version", "status", "approved_by", "approved_at",
+                    "parameter_table"]
+        return super().get_fields(request, obj)
+
+    @admin.display(description="政策参数")
+    def parameter_table(self, obj):
+        return render_to_string("settlement/parameter_table.html", {"rows": parameter_rows(obj.scheme, obj.parameters)})
 
     @admin.display(description="参数说明")
     def parameter_help(self, obj):
@@ -120,7 +98,8 @@ class PaymentPolicyAdmin(ScopedAdmin):
                 bounds.append(f"≤{meta['max']}")
             if meta.get("choices"):
                 bounds.append("可选：" + "、".join(map(str, meta["choices"])))
-            rows.append(format_html("<li><code>{}</code>：{} {}</li>", field.name, field_label(field), "，".join(bounds)))
+            rows.append(format_html("<li>{}（JSON键 <code>{}</code>）{}</li>", field_label(field), field.name,
+                                    "：" + "，".join(bounds) if bounds else ""))
         return format_html("<ul>{}</ul>", mark_safe("".join(rows)))
 
     @admin.action(description="审批所选支付政策", permissions=["approve"])
@@ -189,12 +168,28 @@ class StartRunForm(forms.Form):
     region = forms.ModelChoiceField(label="县区", queryset=Region.objects.all(), required=False, help_text="空为全市")
 
 
-class UnitResultInline(admin.TabularInline):
+MONEY_COLUMNS = (
+    ("quota", "预算额度"), ("actual", "实际支出"), ("surplus", "结余超支"), ("unit_part", "单位分担留用"),
+    ("fund_part", "基金分担留用"), ("entitled", "应得金额"), ("paid", "已拨付"), ("amount", "年终清算金额"),
+)
+
+
+class MoneyColumns:
+    """`quota_money` … `amount_money`: the result figures as money (alliances/formatting.py)."""
+
+    locals().update({f"{name}_money": money_column(name, label) for name, label in MONEY_COLUMNS})
+
+
+MONEY_FIELDS = tuple(f"{name}_money" for name, _label in MONEY_COLUMNS)
+
+
+class UnitResultInline(MoneyColumns, admin.TabularInline):
     model = UnitResult
     extra = 0
     can_delete = False
-    show_change_link = True
-    fields = ("unit_code", "unit_name", "quota", "actual", "surplus", "unit_part", "fund_part", "entitled", "paid", "amount")
+    show_change_link = False  # the unit's name links to its page; Django's 查看 link would be a second one
+    fields = ("unit_link", "quota_money", "actual_money", "surplus_money", "entitled_money", "paid_money",
+              "amount_money", "statement_link")
     readonly_fields = fields
     max_num = 0
 
@@ -207,50 +202,137 @@ class UnitResultInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    @admin.display(description="结算单位")
+    def unit_link(self, obj):
+        return format_html('<a href="{}">{}</a><br><span class="unit-code">{}</span>',
+                           reverse("admin:settlement_unitresult_change", args=[obj.pk]), obj.unit_name, obj.unit_code)
+
+    @admin.display(description="清算单")
+    def statement_link(self, obj):
+        return statement_link(obj)
+
+
+def statement_link(result):
+    return format_html('<a class="statement-link" href="{}" target="_blank">打印</a>',
+                       reverse("admin:settlement_unitresult_statement", args=[result.pk]))
+
+
+def _allowed(check):
+    """Whether a service's own permission check lets the user through (the button follows the service)."""
+    try:
+        check()
+    except services.SettlementError:
+        return False
+    return True
+
+
+def run_actions(run, user):
+    """The buttons of a run's own page: what its state allows and the user may do, in working order.
+
+    Each is (key, label, url, method); the permission is the service's own `_require`, so a button
+    is shown exactly when pressing it would not be refused for who the user is.
+    """
+    def may(roles, action):
+        return _allowed(lambda: services._require(user, roles=roles, region_code=run.region_code, action=action))
+
+    computes = may({Role.CITY, Role.COUNTY}, "发起结算")
+    actions = []
+    if computes and run.status != RunStatus.COMPUTING:
+        label = {RunStatus.DRAFT: "计算", RunStatus.FAILED: "重新计算", RunStatus.COMPUTED: "重新计算"}.get(
+            run.status, "重算（生成新版本）")
+        actions.append(("compute", label, reverse("admin:settlement_settlementrun_act", args=[run.pk, "compute"]), "post"))
+    if computes and run.status in (RunStatus.COMPUTING, RunStatus.FAILED):
+        actions.append(("resume", "继续计算", reverse("admin:settlement_settlementrun_act", args=[run.pk, "resume"]), "post"))
+    if run.status == RunStatus.COMPUTED and may({Role.CITY}, "审核结算"):
+        try:
+            # Built on another branch (four-eyes confirmation page); until it is there, no button.
+            actions.append(("approve", "审核", reverse("admin:settlement_settlementrun_approve", args=[run.pk]), "get"))
+        except NoReverseMatch:
+            pass
+    if run.status == RunStatus.APPROVED and may({Role.CITY}, "确认拨付"):
+        actions.append(("pay", "确认已拨付", reverse("admin:settlement_settlementrun_act", args=[run.pk, "pay"]), "post"))
+    if run.status in (RunStatus.COMPUTED, RunStatus.APPROVED, RunStatus.PAID):
+        actions.append(("export", "导出（xlsx）", reverse("admin:settlement_settlementrun_export", args=[run.pk]), "get"))
+    actions.append(("print", "打印", "", "print"))
+    return actions
+
+
+def export_response(run, user):
+    response = HttpResponse(
+        export_bytes(run, "xlsx", user=user),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+    response["Content-Disposition"] = f'attachment; filename="settlement-{run.scheme}-{run.year}-v{run.version}.xlsx"'
+    return response
+
 
 @admin.register(SettlementRun)
 class SettlementRunAdmin(ScopedAdmin):
-    list_display = ("__str__", "scheme", "year", "region", "version", "status", "progress_bar", "started_at",
-                    "finished_at", "approved_by")
+    list_display = ("run_name", "status", "progress_bar", "finished_at", "approved_by")
     list_filter = ("scheme", "year", "status")
     list_select_related = ("region", "approved_by")
     inlines = [UnitResultInline]
     actions = ["compute", "resume", "approve", "pay", "export_xlsx"]
     change_list_template = "settlement/admin/run_change_list.html"
+    change_form_template = "settlement/admin/run_change_form.html"
     fieldsets = [
-        (None, {"fields": ("scheme", "year", "region", "version", "status", "progress_bar", "failure_reason", "warning_list")}),
-        ("政策", {"fields": ("policy", "parameters")}),
+        (None, {"fields": ("scheme", "year", "region", "version", "status", "progress_bar", "failure_reason")}),
+        ("政策", {"fields": ("policy", "parameter_table")}),
         ("过程", {"fields": ("job", "created_by", "created_at", "started_at", "finished_at", "approved_by", "approved_at", "paid_at")}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in SettlementRun._meta.fields] + ["progress_bar", "warning_list"]
+        return [f.name for f in SettlementRun._meta.fields] + ["progress_bar", "parameter_table"]
 
     def has_add_permission(self, request):
         return False  # runs start through the 新建结算 page, which calls the service
 
+    def has_change_permission(self, request, obj=None):
+        # A run has no form: every figure is the computation's, every step a button calling a service.
+        # Without an object (the list's actions) the ordinary permission applies.
+        return obj is None and super().has_change_permission(request)
+
     def has_delete_permission(self, request, obj=None):
         return False
 
+    @admin.display(description="结算批次", ordering="-year")
+    def run_name(self, obj):
+        return format_html('<span class="run-name">{}</span>', str(obj))
+
     @admin.display(description="进度")
     def progress_bar(self, obj):
+        if obj.status == RunStatus.FAILED:
+            # A failed run did not finish: its bar shows how far it got, never a full bar.
+            return format_html('<progress max="100" value="{}" style="width:8em"></progress> 失败（{}/{}）',
+                               obj.percent if obj.units_done < obj.units_total else 0, obj.units_done, obj.units_total)
         return format_html(
             '<progress max="100" value="{}" style="width:8em"></progress> {}%（{}/{}）',
             obj.percent, obj.percent, obj.units_done, obj.units_total,
         )
 
-    def get_object(self, request, object_id, from_field=None):
-        run = super().get_object(request, object_id, from_field)
-        if run is not None:
-            run.viewer = request.user  # the warnings shown depend on who looks (`visible_warnings`)
-        return run
+    @admin.display(description="政策参数快照")
+    def parameter_table(self, obj):
+        return render_to_string("settlement/parameter_table.html", {"rows": parameter_rows(obj.scheme, obj.parameters)})
 
-    @admin.display(description="提示")
-    def warning_list(self, obj):
-        warnings = services.visible_warnings(obj, getattr(obj, "viewer", None))
-        if not warnings:
-            return "—"
-        return format_html("<ul>{}</ul>", mark_safe("".join(format_html("<li>{}</li>", w) for w in warnings)))
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        extra_context = dict(extra_context or {})
+        if run is not None:
+            extra_context.update({
+                "run_actions": run_actions(run, request.user),
+                "warning_groups": warning_summary(services.visible_warnings(run, request.user)),
+                "show_save": False, "show_save_and_continue": False, "show_delete": False,
+            })
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_actions(self, request):
+        # The list offers only what the services would let this user do (no 计算 for a hospital).
+        actions = super().get_actions(request)
+        if not _allowed(lambda: services._require(request.user, roles={Role.CITY, Role.COUNTY},
+                                                  region_code=_own_region(request.user), action="发起结算")):
+            actions.pop("compute", None)
+            actions.pop("resume", None)
+        return actions
 
     def _each(self, request, queryset, call, done):
         ok = 0
@@ -291,23 +373,55 @@ class SettlementRunAdmin(ScopedAdmin):
         if run.status not in (RunStatus.COMPUTED, RunStatus.APPROVED, RunStatus.PAID):
             self.message_user(request, f"{run}尚未计算完成，不能导出", messages.ERROR)
             return None
-        response = HttpResponse(
-            export_bytes(run, "xlsx", user=request.user),
-            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
-        response["Content-Disposition"] = f'attachment; filename="settlement-{run.scheme}-{run.year}-v{run.version}.xlsx"'
-        return response
+        return export_response(run, request.user)
 
     def get_urls(self):
         return [
             path("start/", self.admin_site.admin_view(self.start_view), name="settlement_settlementrun_start"),
+            path("<int:pk>/act/<str:action>/", self.admin_site.admin_view(require_POST(self.act_view)),
+                 name="settlement_settlementrun_act"),
+            path("<int:pk>/export/", self.admin_site.admin_view(self.export_view), name="settlement_settlementrun_export"),
             *super().get_urls(),
         ]
+
+    def _run_in_scope(self, request, pk):
+        run = self.get_queryset(request).filter(pk=pk).first()
+        if run is None:
+            raise Http404("对象不存在或不在您的数据范围内")
+        return run
+
+    def act_view(self, request, pk, action):
+        """The run page's buttons: the same services as the list's actions (one code path)."""
+        run = self._run_in_scope(request, pk)
+        calls = {
+            "compute": (lambda: services.start_run(run.scheme, run.year, run.region_code, user=request.user),
+                        "{}已提交计算"),
+            "resume": (lambda: services.resume_run(run, user=request.user), "{}已继续计算"),
+            "pay": (lambda: services.mark_paid(run, user=request.user), "{}已确认拨付"),
+        }
+        if action not in calls:
+            raise Http404("没有这个操作")
+        call, done = calls[action]
+        try:
+            result = call()
+        except services.SettlementError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:settlement_settlementrun_change", args=[run.pk]))
+        target = result if isinstance(result, SettlementRun) else run
+        self.message_user(request, done.format(target))
+        return HttpResponseRedirect(reverse("admin:settlement_settlementrun_change", args=[target.pk]))
+
+    def export_view(self, request, pk):
+        run = self._run_in_scope(request, pk)
+        if run.status not in (RunStatus.COMPUTED, RunStatus.APPROVED, RunStatus.PAID):
+            self.message_user(request, f"{run}尚未计算完成，不能导出", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:settlement_settlementrun_change", args=[run.pk]))
+        return export_response(run, request.user)
 
     def start_view(self, request):
         if not self.has_change_permission(request):
             raise PermissionDenied
-        form = StartRunForm(request.POST or None)
+        form = StartRunForm(request.POST or None, initial={"year": latest_data_year()})
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             region = data["region"].code if data["region"] else None
@@ -323,60 +437,87 @@ class SettlementRunAdmin(ScopedAdmin):
             "opts": self.model._meta, "submit": "开始计算",
         })
 
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {"can_start": _allowed(lambda: services._require(
+            request.user, roles={Role.CITY, Role.COUNTY}, region_code=_own_region(request.user), action="发起结算")),
+            **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
+
+
+def _own_region(user):
+    """The county a county user starts runs for (None for city-wide users)."""
+    codes = sorted(scope_for(user).region_codes or ())
+    return codes[0] if codes else None
+
+
+def latest_data_year():
+    """The 新建结算 form's year: the latest year with claims (the year a clerk settles), else last year."""
+    latest = OutpatientClaim.objects.order_by("-visit_date").values_list("visit_date", flat=True).first()
+    return latest.year if latest else timezone.localdate().year - 1
+
 
 # --- unit results ----------------------------------------------------------------------------
 
 
 @admin.register(UnitResult)
-class UnitResultAdmin(ScopedAdmin):
-    list_display = ("unit_code", "unit_name", "run", "quota", "actual", "surplus", "unit_part", "fund_part",
-                    "entitled", "paid", "amount", "statement_link")
+class UnitResultAdmin(MoneyColumns, ScopedAdmin):
+    # Fits 1,366 px beside the filters: the unit and its run in one cell, the money that decides the
+    # year-end amount always in view (S, the unit's and the fund's parts are on the unit's page).
+    list_display = ("unit_cell", "quota_money", "actual_money", "entitled_money", "paid_money", "amount_money",
+                    "statement_link")
     list_filter = ("run__scheme", "run__year", "run__status")
     search_fields = ("unit_code", "unit_name")
     list_select_related = ("run", "run__region")
+    change_form_template = "settlement/admin/unit_result_change_form.html"
     fieldsets = [
         (None, {"fields": ("run", "unit_code", "unit_name")}),
-        ("结算金额", {"fields": ("quota", "actual_with_link", "surplus", "unit_part", "fund_part", "entitled", "paid", "amount")}),
-        ("计算明细", {"fields": ("details_table", "warning_list", "computed_at")}),
+        ("结算金额", {"fields": ("figures_table",)}),
+        ("计算明细", {"fields": ("details_table", "computed_at")}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in UnitResult._meta.fields] + ["actual_with_link", "details_table", "warning_list"]
+        return [f.name for f in UnitResult._meta.fields] + ["figures_table", "details_table"]
 
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # Every figure is the run's computation: the page is for reading, without 保存.
+        return obj is None and super().has_change_permission(request)
+
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="实际支出（A）")
-    def actual_with_link(self, obj):
-        link = claims_link(obj)
-        if not link:
-            return obj.actual
-        return format_html('{} <a href="{}">查看构成A的结算记录</a>', obj.actual, link)
+    @admin.display(description="结算单位 / 结算批次", ordering="unit_code")
+    def unit_cell(self, obj):
+        return format_html('<a href="{}">{}</a> <span class="unit-code">{}</span><br><span class="run-name">{}</span>',
+                           reverse("admin:settlement_unitresult_change", args=[obj.pk]), obj.unit_name or obj.unit_code,
+                           obj.unit_code, str(obj.run))
+
+    @admin.display(description="结算金额")
+    def figures_table(self, obj):
+        return render_to_string("settlement/unit_figures.html", {
+            "figures": figure_rows(obj), "claims_link": claims_link(obj),
+        })
 
     @admin.display(description="计算明细")
     def details_table(self, obj):
         return render_to_string("settlement/unit_details.html", {"rows": detail_rows(obj)})
 
-    def get_object(self, request, object_id, from_field=None):
-        run = super().get_object(request, object_id, from_field)
-        if run is not None:
-            run.viewer = request.user  # the warnings shown depend on who looks (`visible_warnings`)
-        return run
-
-    @admin.display(description="提示")
-    def warning_list(self, obj):
-        warnings = services.visible_warnings(obj, getattr(obj, "viewer", None))
-        if not warnings:
-            return "—"
-        return format_html("<ul>{}</ul>", mark_safe("".join(format_html("<li>{}</li>", w) for w in warnings)))
-
     @admin.display(description="清算单")
     def statement_link(self, obj):
-        return format_html('<a href="{}" target="_blank">打印</a>',
-                           reverse("admin:settlement_unitresult_statement", args=[obj.pk]))
+        return statement_link(obj)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        result = self.get_object(request, object_id)
+        extra_context = dict(extra_context or {})
+        if result is not None:
+            extra_context.update({
+                "statement_url": reverse("admin:settlement_unitresult_statement", args=[result.pk]),
+                "warning_groups": warning_summary(result.warnings),  # the unit's own: in scope with the unit
+                "show_save": False, "show_save_and_continue": False, "show_delete": False,
+            })
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):
         return [
@@ -392,9 +533,9 @@ class UnitResultAdmin(ScopedAdmin):
         if result is None:
             raise Http404("对象不存在或不在您的数据范围内")
         return TemplateResponse(request, "settlement/statement.html", {
-            "result": result, "run": result.run,
-            "figures": [(label, getattr(result, name)) for name, label in FIGURES],
+            "result": result, "run": result.run, "figures": figure_rows(result),
             "rows": detail_rows(result), "printed_by": request.user,
+            "warning_groups": warning_summary(result.warnings),  # the unit's own: in scope with the unit
         })
 
 

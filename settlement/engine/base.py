@@ -104,6 +104,18 @@ class SchemeRule(ABC):
     # parameters the bureau edits and approves like a scheme's, but no run, unit or statement.
     settles: ClassVar[bool] = True
 
+    # How a unit's figures are shown (settlement/engine/display.py), so that every figure on a page
+    # either adds up from the rows under it or says how it is rounded (issue 18, finding 2):
+    # detail key → Chinese label;
+    detail_labels: ClassVar[dict] = {}
+    # table detail → (money column, the figure its rows add up to: a detail key or "@<result field>",
+    # how that figure is rounded);
+    detail_totals: ClassVar[dict] = {}
+    # result field → (detail keys, or "table.column" sums, that add up to it; how it is rounded);
+    figure_parts: ClassVar[dict] = {}
+    # result field → how it is worked out, where it is not a sum of shown rows.
+    figure_notes: ClassVar[dict] = {}
+
     @abstractmethod
     def gather(self, ctx: RunContext, params) -> dict[str, Any]:
         """unit_code → typed inputs (a dataclass carrying unit_name and every gathered figure)."""

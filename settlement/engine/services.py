@@ -26,7 +26,7 @@ from alliances.models import Region
 from alliances.scope import Role, restrict, scope_for
 from settlement import jobs
 from settlement.approval import Refused, enter_lock
-from settlement.models import ApprovalStatus, Job, JobKind, JobStatus, Payment, PaymentSource
+from settlement.models import ApprovalStatus, Job, JobKind, JobStatus, Payment, PaymentSource, Scheme
 
 from . import codec
 from .base import RunContext, UnitOutcome, get_rule, policy_schemes, q2, registered_schemes
@@ -141,7 +141,9 @@ def start_run(scheme, year, region_code=None, user=None, sync=False):
                 run = latest
             else:
                 run = SettlementRun(scheme=scheme, year=year, region=region, version=(latest.version + 1) if latest else 1)
-            job = jobs.create_job(JobKind.SETTLEMENT, f"{year}年{scheme}结算", user=user,
+            # The scheme's Chinese name: the job list is read by clerks, not by the code.
+            where = region.name if region is not None else "全市"
+            job = jobs.create_job(JobKind.SETTLEMENT, f"{year}年{Scheme(scheme).label}（{where}）结算", user=user,
                                   params={"scheme": scheme, "year": year, "region": region_code})
             run.status = RunStatus.COMPUTING
             run.computation += 1

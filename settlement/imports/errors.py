@@ -25,7 +25,13 @@ class RowError:
     value: str
     reason: str
 
+    @property
+    def reason_names_column(self):
+        """The reason already names its column ("身份证号校验位错误"): say the column once."""
+        return bool(self.column) and self.reason.startswith(self.column)
+
     def __str__(self):
-        where = f"第{self.row}行" + (f"“{self.column}”列" if self.column else "")
+        named = self.column and not self.reason_names_column
+        where = f"第{self.row}行" + (f"“{self.column}”列" if named else "")
         shown = f"（值：{self.value}）" if self.value not in ("", None) else ""
         return f"{where}{shown}：{self.reason}"

@@ -72,7 +72,7 @@ class ErrorWorkbook:
 
 
 def _error_text(error):
-    column = f"“{error.column}”" if error.column else ""
+    column = f"“{error.column}”" if error.column and not error.reason_names_column else ""
     return f"{column}{error.reason}"
 
 

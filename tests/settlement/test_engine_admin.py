@@ -60,7 +60,9 @@ def test_statement_prints_the_figures(client, make_user, settled):
     result = UnitResult.objects.get(run=run, unit_code="YGT-B")
     page = client.get(reverse("admin:settlement_unitresult_statement", args=[result.pk])).content.decode()
     assert "医保基金年终清算单" in page
-    for figure in ("2400.00", "2900.00", "-500.00", "-425.00", "-75.00", "2475.00"):
+    # Q 2,400.00, A 2,900.00, S = 2,400 − 2,900 = −500.00, unit part −0.85 × 500 = −425.00, fund −75.00,
+    # E = 2,900 − 425 = 2,475.00: printed with separators and a real minus (U+2212)
+    for figure in ("2,400.00", "2,900.00", "−500.00", "−425.00", "−75.00", "2,475.00"):
         assert figure in page
 
 

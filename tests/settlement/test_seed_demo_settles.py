@@ -3,7 +3,9 @@
 One seed (≈ 15 s) serves every scheme: the module-scoped fixture seeds inside a transaction that
 is rolled back at the end, so other tests see an empty database.
 """
+import re
 from decimal import ROUND_HALF_UP, Decimal
+from html.parser import HTMLParser
 from io import StringIO
 
 import pytest
@@ -159,3 +161,117 @@ def test_drg_pools_distribute_their_budget(settled, django_db_blocker):
         # Σ E = B up to rounding: each E to 分 (≤ 0.005 each) and PV to 6 places (≤ 0.0000005 per point).
         tolerance = D("0.005") * len(members) + points * D("0.0000005")
         assert abs(sum(r.entitled for r in members) - budgets[code]) <= tolerance, code
+
+
+def test_demo_capitation_shows_surplus_and_overspend_and_warns_only_of_the_missing_standards(settled, django_db_blocker):
+    from settlement.demo import catalogue
+
+    run, _ = settled["capitation"]
+    with django_db_blocker.unblock():
+        surpluses = [r.surplus for r in results(run)]
+        warned = set(re.findall(r"（([A-Z]\d\d(?:\.\d)?)）", " ".join(run.warnings)))
+    assert any(s > 0 for s in surpluses) and any(s < 0 for s in surpluses)
+    assert warned == set(catalogue.CAPITATION_MISSING)
+
+
+class _Statement(HTMLParser):
+    """The figures of a rendered unit page or 清算单: figure rows with their parts, and detail tables
+    with their body rows (money cells by column) and footer lines."""
+
+    def __init__(self):
+        super().__init__()
+        self.figures, self.parts, self.tables = {}, {}, []
+        self._row = self._cells = None
+        self._cell = None
+        self._section = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        classes = (attrs.get("class") or "").split()
+        if tag == "table" and "detail-table" in classes:
+            self.tables.append({"rows": [], "footer": []})
+        elif tag in ("tbody", "tfoot", "thead"):
+            self._section = tag
+        elif tag == "tr":
+            self._row = {"figure": attrs.get("data-figure"), "part_of": attrs.get("data-part-of"), "cells": []}
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = {"money": "money" in classes, "text": "", "span": int(attrs.get("colspan") or 1)}
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row["cells"].append(self._cell)
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            row, self._row = self._row, None
+            if self._section == "thead":
+                return
+            amounts = [amount(c["text"]) for c in row["cells"] if c["money"]]
+            if row["figure"]:
+                self.figures[row["figure"]] = amounts[0]
+            elif row["part_of"]:
+                self.parts.setdefault(row["part_of"], []).append((row["cells"][0]["text"].strip(), amounts[0]))
+            elif self.tables and self._section == "tbody":
+                self.tables[-1]["rows"].append([c for c in row["cells"]])
+            elif self.tables and self._section == "tfoot":
+                # the column the amount stands in: the columns spanned before it
+                self.tables[-1].setdefault("column", row["cells"][0]["span"])
+                self.tables[-1]["footer"].append((row["cells"][0]["text"].strip(), amounts[0]))
+        elif tag == "table":
+            self._section = None
+
+
+def amount(text):
+    """'−1,234.50' as shown → Decimal('-1234.50'); '—' (no figure) → None."""
+    if text.strip() == "—":
+        return None
+    return D(text.strip().replace(",", "").replace("\u2212", "-"))
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_every_figure_of_every_statement_adds_up_from_its_rows(settled, django_db_blocker, scheme, client):
+    """Issue 18, finding 2: on a unit page and its 清算单, each figure is the sum of the rows shown under
+    it, or a 尾差 line says how it was rounded; and what is shown is the figure the run stored."""
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    run, _ = settled[scheme]
+    with django_db_blocker.unblock():
+        client.force_login(get_user_model().objects.get(username="demo"))
+        checked = 0
+        for result in results(run):
+            for url in (reverse("admin:settlement_unitresult_statement", args=[result.pk]),
+                        reverse("admin:settlement_unitresult_change", args=[result.pk])):
+                page = _Statement()
+                page.feed(client.get(url).content.decode())
+                shown = page.figures
+                stored = {name: getattr(result, name) for name in
+                          ("quota", "actual", "surplus", "unit_part", "fund_part", "entitled", "paid", "amount")}
+                assert shown == stored, url
+                # the identities of the statement's own lines
+                assert shown["surplus"] == shown["quota"] - shown["actual"]
+                assert shown["unit_part"] + shown["fund_part"] == shown["surplus"]
+                assert shown["amount"] == shown["entitled"] - shown["paid"]
+                for name, parts in page.parts.items():
+                    rounding = [a for label, a in parts if label.startswith("其中：尾差")]
+                    assert sum((a for _l, a in parts), D("0")) == shown[name], (url, name, parts)
+                    assert all(abs(a) <= D("0.01") * len(parts) for a in rounding), (url, name, parts)
+                for table in page.tables:
+                    if not table["footer"]:
+                        continue
+                    column = table["column"]
+                    assert table["rows"][0][column]["money"], (url, "the total stands under a money column")
+                    rows_sum = sum((amount(r[column]["text"]) for r in table["rows"]), D("0"))
+                    footer = table["footer"]
+                    assert footer[0] == ("合计（各行之和）", rows_sum), (url, footer)
+                    rounding = sum((a for label, a in footer[1:-1] if label.startswith("尾差")), D("0"))
+                    assert rows_sum + rounding == footer[-1][1], (url, footer)
+                    # each row rounded on its own: the 尾差 is at most ½ 分 per row
+                    assert abs(rounding) <= D("0.005") * len(table["rows"]) + D("0.005"), (url, footer)
+                    checked += 1
+    if scheme in ("capitation", "bed_day", "disease"):
+        assert checked, "the scheme's detail tables explain a figure"
+

@@ -104,6 +104,8 @@ def shared_actual_warning(county_name, alliances, actual):
 class AllianceBudgetRule(SchemeRule):
     scheme = "alliance_budget"
     params_class = AllianceBudgetParams
+    figure_parts = {"quota": (("职工预算", "居民预算"), "")}
+    figure_notes = {"entitled": "扣除后预算 = 预算 − 扣留保证金；实际支出不超过扣除后预算时按结余留用比例加上结余，超过时按超支补助比例加上超支，四舍五入到分"}
 
     gather_parameters = frozenset()
     simulation_factors = {"budget": "inputs"}

@@ -188,6 +188,12 @@ def bed_day_monitoring(ctx: RunContext, params: BedDayParams) -> list[BedDayMoni
 class BedDayRule(SchemeRule):
     scheme = Scheme.BED_DAY.value
     params_class = BedDayParams
+    detail_labels = {
+        "level": "机构等级", "cases": "病例数", "days": "床日数", "total_cost": "病例总费用（元）",
+        "by_category": "按床日类别",
+    }
+    detail_totals = {"by_category": ("amount", "@entitled", "")}
+    figure_notes = {"quota": "床日付费的定额即应得金额：Σ 床日数 × 床日标准", "actual": "本机构床日病例统筹支付合计"}
 
     # The length caps only feed the monitoring report, never the inputs of a unit.
     gather_parameters = frozenset()

@@ -50,7 +50,8 @@ class CapitationParams:
         default=Decimal("60"), metadata={"label": "折算起点得分（得分不高于此不上浮）", "min": Decimal("0"), "max": Decimal("99")},
     )
     disease_add_mode: str = dataclasses.field(
-        default="add_all", metadata={"label": "慢特病标准叠加方式", "choices": ("add_all", "highest_only")},
+        default="add_all", metadata={"label": "慢特病标准叠加方式", "choices": ("add_all", "highest_only"),
+                                     "choice_labels": {"add_all": "各病种标准逐项叠加", "highest_only": "只计最高的一项标准"}},
     )
     visit_types: tuple[str, ...] = dataclasses.field(
         default=(VisitType.GENERAL.value, VisitType.CHRONIC.value),
@@ -620,16 +621,17 @@ def claims_queryset(ctx: RunContext, params: CapitationParams, unit_code: str):
 # --- 测算: proposing standards from history --------------------------------------------
 
 
-def history_per_class(base_year: int):
-    """For one past year: person-months and 统筹支付 per class (普通门诊) and per class × disease.
+def history_per_class(base_year: int, disease_visit_types=(VisitType.CHRONIC.value, VisitType.SPECIAL.value)):
+    """For one past year: person-months and 统筹支付 per class (普通门诊) and per class × disease
+    (of the `disease_visit_types` claims: by default 慢病 and 特病门诊).
 
     Returns ({(ins, band): (person_months, fund)}, {(ins, band, disease_id): (person_months, fund)}).
     """
     with transaction.atomic(), Segments(base_year) as segments:
-        return _history_rows(base_year, segments)
+        return _history_rows(base_year, segments, list(disease_visit_types))
 
 
-def _history_rows(base_year, segments):
+def _history_rows(base_year, segments, disease_visit_types):
     named = {}
     seg = segments.cte(named)
     base_pm = {(i, b): int(pm) for i, b, pm in S.fetch(f"""
@@ -660,7 +662,7 @@ def _history_rows(base_year, segments):
 
     named = {}
     seg = segments.cte(named)
-    claim_from = _claims_sql(base_year, [VisitType.CHRONIC.value, VisitType.SPECIAL.value], named)
+    claim_from = _claims_sql(base_year, disease_visit_types, named)
     disease_fund = {(i, b, d): S.money_value(total) for i, b, d, total in S.fetch(f"""
         WITH {seg}
         SELECT insurance_type, age_band, disease_id, {S.sum_money("fund_paid")} FROM (
@@ -684,6 +686,8 @@ class CapitationRule(SchemeRule):
     params_class = CapitationParams
     actual_counts_as_paid = True
     detail_labels = {
+        "classes": "普通门诊人头（按险种、年龄段）",
+        "diseases": "慢特病人头（按病种）",
         "heads": "签约人头数（人）",
         "person_months": "计费人·月数",
         "disease_add_mode": "慢特病标准叠加方式",
@@ -718,6 +722,20 @@ class CapitationRule(SchemeRule):
             classes=tuple(dataclasses.replace(c, standard=scaled(c.standard)) for c in inputs.classes),
             diseases=tuple(dataclasses.replace(d, standard=scaled(d.standard)) for d in inputs.diseases),
         )
+
+    detail_totals = {
+        "classes": ("quota", "quota_base", "各行分别四舍五入到分；普通门诊额度按各类人·月×标准合计后一次舍入"),
+        "diseases": ("quota", "quota_diseases", "各行分别四舍五入到分，慢特病额度为各行之和"),
+    }
+    figure_parts = {
+        "quota": (("quota_base", "quota_diseases"), "预算额度按全部人·月×标准合计后÷12一次四舍五入到分"),
+        "actual": (("actual_inside", "actual_outside"), ""),
+        "paid": (("payments", "paid_as_claims"), ""),
+    }
+    figure_notes = {
+        "unit_part": "结余时 = 结余 × 实际结余留用比例，超支时 = −超支 × 实际超支分担比例，四舍五入到分",
+        "entitled": "实际支出（A） + 单位分担留用",
+    }
 
     def gather(self, ctx, params):
         return gather_capitation(ctx, params)

@@ -191,6 +191,10 @@ def disease_exit_counts(year: int, institution_id: int, disease_code: str, exite
 class DiseaseRule(SchemeRule):
     scheme = Scheme.DISEASE.value
     params_class = DiseaseParams
+    detail_labels = {"cases": "病例数", "exited_cases": "退出按病种付费病例数", "by_disease": "按病种"}
+    detail_totals = {"by_disease": ("fund_paid", "@actual", "")}
+    figure_parts = {"entitled": (("by_disease.standard_payment", "by_disease.exited_fund_paid"), "")}
+    figure_notes = {"quota": "按病种付费的定额即应得金额"}
 
     def exited_case_ids(self, ctx: RunContext) -> set[int]:
         """Case ids of the approved 退出按病种付费 requests of the year's cases."""

@@ -50,7 +50,8 @@ class DrgParams:
     # county × level band pools (KF), code `<区划代码>-<等级段>`; or "city": one pool for the whole city,
     # whose budget row is keyed by the city's 区划代码 (a band would not fit a pool spanning both bands)
     pool_mode: str = dataclasses.field(
-        default="county_band", metadata={"label": "统筹池方式", "choices": POOL_MODES},
+        default="county_band", metadata={"label": "统筹池方式", "choices": POOL_MODES,
+                                          "choice_labels": {"county_band": "按县区×机构等级段分池", "city": "全市一个统筹池"}},
     )
     tcm_uplift: Decimal = dataclasses.field(  # 中医扶持组 基础点数上浮 8% [HZ]
         default=Decimal("1.08"), metadata={"label": "中医扶持组点数上浮系数", "min": Decimal("1")},
@@ -65,7 +66,7 @@ class DrgParams:
         default=Decimal("0.90"), metadata={"label": "月度预拨比例", "min": Decimal("0.85"), "max": Decimal("0.95")},
     )
     trimming: str = dataclasses.field(  # base-point 测算: Tukey fences per group
-        default="iqr", metadata={"label": "测算裁剪方法", "choices": ("iqr",)},
+        default="iqr", metadata={"label": "测算裁剪方法", "choices": ("iqr",), "choice_labels": {"iqr": "四分位距法"}},
     )
     iqr_factor: Decimal = dataclasses.field(default=Decimal("1.5"), metadata={"label": "四分位距倍数", "min": Decimal("0")})
     cv_threshold: Decimal = dataclasses.field(  # 组内变异系数 CV ≤ 1 [SX]
@@ -517,6 +518,18 @@ def prepayment_amount(points: Decimal, estimated_pv: Decimal, ratio: Decimal) ->
 class DrgRule(SchemeRule):
     scheme = Scheme.DRG.value
     params_class = DrgParams
+    detail_labels = {
+        "pool_code": "统筹池", "pool_budget": "统筹池预算（元）", "pool_points": "统筹池总点数",
+        "pool_personal_paid": "统筹池病例个人负担合计（元）", "pool_institutions": "统筹池机构数",
+        "point_value": "点值（元/点）", "cases": "病例数", "points": "本机构点数", "personal_paid": "本机构病例个人负担（元）",
+        "fund_paid": "本机构病例统筹支付（元）", "ungrouped_cases": "未入组病例数", "readmitted_cases": "再入院减半病例数",
+        "approved_cases": "特病单议核定病例数", "incomplete_cases": "不完整住院病例数",
+    }
+    figure_notes = {
+        "quota": "本机构点数 × 点值，四舍五入到分（点值 =（统筹池预算 + 个人负担合计）÷ 统筹池总点数，保留6位小数）",
+        "actual": "本机构病例统筹支付合计",
+        "entitled": "本机构点数 × 点值 − 本机构病例个人负担，四舍五入到分",
+    }
 
     def approved_points(self, ctx: RunContext) -> dict[int, Decimal]:
         """case id → approved 特病单议 / 新技术 final points of the year's cases (pending and rejected don't count)."""

@@ -186,6 +186,10 @@ class FamilyDoctorRule(SchemeRule):
 
     scheme = Scheme.FAMILY_DOCTOR.value
     params_class = FamilyDoctorParams
+    figure_notes = {
+        "quota": "Σ 服务包费用 × 6月30日在约签约人数", "actual": "Σ 服务包费用 × 服务人数",
+        "entitled": "实际支出（A）× 考核得分 ÷ 100，四舍五入到分",
+    }
 
     # The census day picks the signed persons; the default score is filled in for missing assessments.
     gather_parameters = frozenset({"advance_month", "advance_day", "default_score"})

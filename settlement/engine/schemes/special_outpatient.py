@@ -41,7 +41,9 @@ class SpecialOutpatientParams:
     # Share of a surplus the institution keeps.
     surplus_retention: Decimal = _param(Decimal("0.80"), "结余留用比例", **_RATIO)
     # Reading of "超出总额10%以内…10%及以上" (see `share`).
-    overspend_mode: str = _param(TIERED, "超支分担方式", choices=(TIERED, CLIFF))
+    overspend_mode: str = _param(TIERED, "超支分担方式", choices=(TIERED, CLIFF),
+                                 choice_labels={TIERED: "分段分担（区间内基金按比例分担，超出部分机构承担）",
+                                                CLIFF: "整体判断（超支在区间内基金按比例分担，超出区间全部由机构承担）"})
     # The shared band of overspend, as a fraction of Q.
     overspend_tier: Decimal = _param(Decimal("0.10"), "基金分担超支区间（占定额比例）", **_RATIO)
     # The fund's share of the overspend inside the band.
@@ -384,6 +386,10 @@ class SpecialOutpatientRule(SchemeRule):
 
     scheme = Scheme.SPECIAL_OUTPATIENT.value
     params_class = SpecialOutpatientParams
+    figure_notes = {
+        "quota": "校正系数k × Σ 实际人头的病种标准 × 风险权重，按机构一次四舍五入到分",
+        "actual": "本机构二类门特定点病种门诊统筹支付合计",
+    }
 
     # The risk weights are applied while the heads are summed.
     gather_parameters = frozenset({"risk_age", "risk_a", "risk_b"})

@@ -41,21 +41,13 @@ def _visible_counties(user, alliances):
     return counties.filter(pk__in=alliances.values("county_id"))
 
 
-def monthly_actual(year, county_ids):
-    """(county id, month) → A of that month: 统筹支付 of residents' 普通门诊 claims (SPEC §6.4)."""
-    from contracts.models import InsuranceType
-    from settlement.models import OutpatientClaim, VisitType
+def monthly_actual(year, alliance_ids):
+    """(alliance id, month) → A of that month: 统筹支付 of the covered residents' 普通门诊 claims
+    (SPEC §6.4 Coverage: each claim counts for one alliance, so a county's two alliances do not
+    both show the county's spending)."""
+    from settlement.engine.schemes.alliance_budget import actual_by_alliance
 
-    rows = (
-        OutpatientClaim.objects.filter(
-            visit_date__year=year, visit_type=VisitType.GENERAL, person__insurance_type=InsuranceType.RESIDENT,
-            person__county_id__in=county_ids,
-        )
-        .annotate(month=ExtractMonth("visit_date"))
-        .values_list("person__county_id", "month").order_by()
-        .annotate(total=Sum("fund_paid"))
-    )
-    return {(county, month): total for county, month, total in rows}
+    return actual_by_alliance(year, alliance_ids, by_month=True)
 
 
 def budget_chart(budget, actual_by_month, link_for_month):
@@ -140,18 +132,18 @@ def dashboard(request):
         restrict(Budget.objects.filter(year=year, scheme=Scheme.ALLIANCE_BUDGET), user)
         .values_list("unit_code").order_by().annotate(total=Sum("amount"))
     )
-    actual = monthly_actual(year, {a.county_id for a in alliances})
+    actual = monthly_actual(year, [a.pk for a in alliances])
     members = _members_in_year([a.pk for a in alliances], year)
     alliance_figures = kpis.alliance_kpis(year, alliances)
 
     alliance_blocks = []
     for a in alliances:
-        def month_link(month, county=a.county.code):
+        def month_link(month, alliance_id=a.pk):
             first = datetime.date(year, month, 1)
             last = (datetime.date(year + (month == 12), month % 12 + 1, 1) - datetime.timedelta(days=1))
-            return drilldown.actual_claims(county, first, last)
+            return drilldown.actual_claims(alliance_id, year, first, last)
 
-        by_month = {m: actual.get((a.county_id, m), Decimal("0.00")) for m in range(1, 13)}
+        by_month = {m: actual.get((a.pk, m), Decimal("0.00")) for m in range(1, 13)}
         alliance_blocks.append({
             "alliance": a,
             "chart": budget_chart(budgets.get(a.code, Decimal("0.00")), by_month, month_link),

@@ -3,6 +3,7 @@ from django.contrib import admin
 from alliances.drilldown import DrilldownLookupsMixin
 from alliances.scoped_admin import ScopedAdmin
 
+from .engine.admin_drilldown import AllianceActualFilter, StatementDrilldownMixin, StatementFilter
 from .models import (
     Assessment, BedDayQuota, Budget, CapitationStandard, DiseaseStandard, DrgCoefficient, DrgGroup,
     FamilyDoctorService, InpatientCase, Job, OutpatientClaim, Payment, SpecialDesignation, SpecialStandard,
@@ -10,9 +11,10 @@ from .models import (
 
 
 @admin.register(OutpatientClaim)
-class OutpatientClaimAdmin(DrilldownLookupsMixin, ScopedAdmin):
+class OutpatientClaimAdmin(StatementDrilldownMixin, DrilldownLookupsMixin, ScopedAdmin):
     list_display = ("serial", "institution", "person", "visit_date", "visit_type", "disease", "total_cost", "fund_paid", "personal_paid")
-    list_filter = ("visit_type", "insurance_type", "referral")
+    # The two statement filters: drill-downs from a unit result's or an alliance's A (admin_drilldown).
+    list_filter = ("visit_type", "insurance_type", "referral", StatementFilter, AllianceActualFilter)
     search_fields = ("=serial", "=person__id_number", "=institution__code")
     autocomplete_fields = ("institution", "person", "disease")
     list_select_related = ("institution", "person", "disease")

@@ -4,7 +4,7 @@ Every page goes through ScopedAdmin/`restrict`; every button calls a service (on
 """
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -15,15 +15,15 @@ from django.utils.safestring import mark_safe
 from alliances.models import Region
 from alliances.scope import restrict
 from alliances.scoped_admin import ScopedAdmin
-from settlement.models import ApprovalStatus, CapitationStandard, OutpatientClaim, Scheme, SpecialStandard
+from settlement.models import ApprovalStatus, CapitationStandard, Scheme, SpecialStandard
 
 from settlement.approval import Refused, revise
 
 from . import services
-from .base import RunContext, SchemeRule, get_rule
+from .base import SchemeRule, get_rule
 from .export import export_bytes
 from .models import PaymentPolicy, RunStatus, SettlementRun, UnitResult
-from .params import field_label, from_json
+from .params import field_label
 from .presets import PresetError, approve_policy, load_preset, preset_choices
 from .standards import approve_capitation_standards, propose_capitation_standards
 
@@ -398,48 +398,8 @@ class UnitResultAdmin(ScopedAdmin):
         })
 
 
-# --- drill-down from A to its claims ----------------------------------------------------------
-
-
-class SettlementUnitFilter(admin.SimpleListFilter):
-    """`?settlement_unit=<UnitResult id>`: the claims behind that unit's A (only when in scope)."""
-
-    title = "结算单位"
-    parameter_name = "settlement_unit"
-
-    def lookups(self, request, model_admin):
-        value = self.value()
-        if not value or not value.isdigit():
-            return []
-        result = restrict(UnitResult.objects.select_related("run"), request.user).filter(pk=value).first()
-        return [(value, f"{result.unit_name or result.unit_code}（{result.run}）")] if result else [(value, "无权查看")]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if not value:
-            return queryset
-        result = None
-        if value.isdigit():
-            result = restrict(UnitResult.objects.select_related("run", "run__region"), request.user).filter(pk=value).first()
-        if result is None:
-            return queryset.none()
-        run = result.run
-        rule = get_rule(run.scheme)
-        try:
-            params = from_json(rule.params_class, run.parameters)
-        except ValidationError:
-            return queryset.none()
-        claims = rule.claims_for_unit(RunContext(run.scheme, run.year, run.region_code), params, result.unit_code)
-        if claims is None:
-            return queryset.none()
-        return queryset.filter(pk__in=claims.values("pk"))
-
-
 def _extend_registered_admins():
-    """Add the drill-down filter and the standards' approval to admins registered in settlement/admin.py."""
-    claim_admin = admin.site._registry.get(OutpatientClaim)
-    if claim_admin is not None and SettlementUnitFilter not in claim_admin.list_filter:
-        claim_admin.list_filter = (*claim_admin.list_filter, SettlementUnitFilter)
+    """Add the standards' approval to admins registered in settlement/admin.py."""
     for model in (CapitationStandard, SpecialStandard):
         standard_admin = admin.site._registry.get(model)
         if standard_admin is not None:

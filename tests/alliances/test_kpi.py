@@ -182,7 +182,7 @@ def test_dashboard_shows_budget_against_actual_and_links_resolve(county_data, cl
     assert any("person__county__code" in u for u in links)
     for url in links:
         assert client.get(url).status_code == 200, url
-    march = next(u for u in links if "visit_date__gte=2025-03-01" in u and "person__insurance_type" in u)
+    march = next(u for u in links if "visit_date__gte=2025-03-01" in u and "alliance_a=" in u)
     listing = client.get(march).content.decode()
     serials = set(re.findall(r">(C\d+)</a>", listing))
     assert serials == {"C3"}  # x2's March visit only

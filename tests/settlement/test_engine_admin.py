@@ -54,6 +54,30 @@ def test_drill_down_lists_exactly_the_claims_behind_a(client, make_user, settled
     assert shown == expected and len(shown) == 2
 
 
+def test_a_lead_hospital_drills_down_to_every_claim_of_its_a_read_only(client, make_user, settled):
+    """Issue 18 finding 3: A includes p2's 300.00 at B's hospital; the lead hospital must see it there."""
+    county, a, b, run = settled
+    login(client, make_user("hospital", a.lead_hospital.code))
+    result = UnitResult.objects.get(run=run, unit_code="YGT-A")
+    drill = client.get(reverse("admin:settlement_outpatientclaim_changelist") + f"?settlement_unit={result.pk}")
+    shown = list(drill.context["cl"].result_list)
+    # Count and sum equal the unit's A: 500.00 + 300.00 = 800.00.
+    assert len(shown) == 2
+    assert sum(claim.fund_paid for claim in shown) == result.actual == Decimal("800.00")
+    outside = next(claim for claim in shown if claim.fund_paid == Decimal("300.00"))
+    # Listed, never opened or acted on: the claim's own page stays out of the hospital's scope.
+    assert drill.context["cl"].list_display_links is None and drill.context["action_form"] is None
+    change = reverse("admin:settlement_outpatientclaim_change", args=[outside.pk])
+    assert client.get(change).status_code == 404
+    # Without the drill-down the hospital's changelist is scoped as before: no claim at B's hospital.
+    plain = client.get(reverse("admin:settlement_outpatientclaim_changelist"))
+    assert outside.pk not in {claim.pk for claim in plain.context["cl"].result_list}
+    # Other filters only narrow the drill-down, never widen it.
+    narrowed = client.get(reverse("admin:settlement_outpatientclaim_changelist")
+                          + f"?settlement_unit={result.pk}&visit_type__exact=慢病门诊")
+    assert list(narrowed.context["cl"].result_list) == []
+
+
 def test_statement_prints_the_figures(client, make_user, settled):
     county, a, b, run = settled
     login(client, make_user("city"))

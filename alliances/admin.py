@@ -30,7 +30,7 @@ class MembershipInline(ScopedInline, admin.TabularInline):
 
 @admin.register(Alliance)
 class AllianceAdmin(ScopedAdmin):
-    list_display = ("code", "name", "county", "kind", "lead_hospital", "budget_status")
+    list_display = ("code", "name", "county", "kind", "lead_hospital", "budget_status", "is_default")
     list_filter = ("kind", "budget_status", "county")
     search_fields = ("code", "name", "lead_hospital__name")
     autocomplete_fields = ("county", "lead_hospital")

@@ -20,6 +20,7 @@ from settlement.models import ApprovalStatus, CapitationStandard, Scheme, Specia
 from settlement.approval import Refused, revise
 
 from . import services
+from .admin_approval import confirmation, confirmed, rows_items, run_totals
 from .base import SchemeRule, get_rule
 from .export import export_bytes
 from .models import PaymentPolicy, RunStatus, SettlementRun, UnitResult
@@ -125,6 +126,9 @@ class PaymentPolicyAdmin(ScopedAdmin):
 
     @admin.action(description="审批所选支付政策", permissions=["approve"])
     def approve_selected(self, request, queryset):
+        if not confirmed(request):
+            return confirmation(self, request, "确认审批支付政策", rows_items(queryset.filter(status=ApprovalStatus.DRAFT)),
+                                action="approve_selected", selected=queryset.values_list("pk", flat=True))
         for policy in queryset:
             try:
                 approve_policy(policy, request.user)
@@ -275,7 +279,29 @@ class SettlementRunAdmin(ScopedAdmin):
 
     @admin.action(description="审核", permissions=["approve"])
     def approve(self, request, queryset):
+        if not confirmed(request):
+            return confirmation(self, request, "确认审核结算批次", [run_totals(r) for r in queryset.order_by("pk")],
+                                action="approve", selected=queryset.values_list("pk", flat=True))
         self._each(request, queryset, lambda r: services.approve_run(r, user=request.user), "已审核{}个结算批次")
+
+    def approve_view(self, request, object_id):
+        """审核 one run: GET shows the totals being approved, POST approves (the run page's 审核 button)."""
+        if not self.has_approve_permission(request):
+            raise PermissionDenied
+        run = self.get_object(request, object_id)
+        if run is None:
+            raise Http404("结算批次不存在或不在您的数据范围内")
+        change_url = reverse("admin:settlement_settlementrun_change", args=[run.pk])
+        if confirmed(request):
+            try:
+                services.approve_run(run, user=request.user)
+            except services.SettlementError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"{run}已审核")
+            return HttpResponseRedirect(change_url)
+        return confirmation(self, request, f"确认审核：{run}", [run_totals(run)],
+                            action_url=request.path, cancel_url=change_url)
 
     @admin.action(description="确认已拨付", permissions=["approve"])
     def pay(self, request, queryset):
@@ -301,6 +327,8 @@ class SettlementRunAdmin(ScopedAdmin):
     def get_urls(self):
         return [
             path("start/", self.admin_site.admin_view(self.start_view), name="settlement_settlementrun_start"),
+            path("<path:object_id>/approve/", self.admin_site.admin_view(self.approve_view),
+                 name="settlement_settlementrun_approve"),
             *super().get_urls(),
         ]
 
@@ -408,6 +436,10 @@ def _extend_registered_admins():
 
 @admin.action(description="审批所选人头标准", permissions=["approve"])
 def approve_standards(modeladmin, request, queryset):
+    if not confirmed(request):
+        return confirmation(modeladmin, request, "确认审批人头标准",
+                            rows_items(queryset.filter(status=ApprovalStatus.DRAFT).order_by("pk")),
+                            action="approve_standards", selected=queryset.values_list("pk", flat=True))
     try:
         count = approve_capitation_standards(queryset, user=request.user)
     except services.SettlementError as exc:

@@ -13,7 +13,8 @@ Two bases, documented because the choice changes the numbers:
   institution takes its county's figure.
 - provider KPIs (费用增长, 个人负担, 转诊, 次均费用增长, 床日) count care given by the unit's
   institutions: those in the county, the alliance's members on the day of care, or the institution.
-Rates and growths are percentages rounded half-up to 0.01 once; None when a denominator is zero.
+Rates and growths are percentages rounded half-up to 0.01 once; None (无数据) when a denominator is
+zero or, for the provider KPIs, when the unit gave no care at all in the year.
 """
 import datetime
 from collections import defaultdict
@@ -273,15 +274,18 @@ def _assemble(unit_ids, county_of, level, year):
         avg_visit = (p["claim_total"] / p["claims"]) if p.get("claims") else None
         prev_avg_visit = (prev["claim_total"] / prev["claims"]) if prev.get("claims") else None
         bed_days = p.get("bed_days", 0)
+        # A unit that gave no care in the year has no provider figures: 无数据, never a −100% growth
+        # (or a zero count) that a target would call 达标.
+        cared = bool(p.get("claims") or p.get("cases"))
         values = {
             Kpi.COUNTY_VISIT_RATE: percent(
                 pop.get("visits_in_county", 0) + pop.get("stays_in_county", 0), pop.get("visits", 0) + pop.get("stays", 0),
             ),
             Kpi.GRASSROOTS_VISIT_RATE: percent(pop.get("visits_primary", 0), pop.get("visits", 0)),
-            Kpi.TOTAL_COST_GROWTH: growth(total, prev_total),
+            Kpi.TOTAL_COST_GROWTH: growth(total, prev_total) if cared else None,
             Kpi.PERSONAL_BURDEN: percent(personal, total),
             Kpi.SIGNING_RATE: percent(signed.get(pk, 0), pop.get("insured", 0)),
-            Kpi.REFERRALS: int(p.get("referrals", 0)) + int(p.get("transfers", 0)),
+            Kpi.REFERRALS: int(p.get("referrals", 0)) + int(p.get("transfers", 0)) if cared else None,
             Kpi.OUTPATIENT_COST_GROWTH: (
                 growth(avg_visit, prev_avg_visit) if avg_visit is not None and prev_avg_visit else None
             ),

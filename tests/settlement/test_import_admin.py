@@ -106,13 +106,30 @@ def test_no_import_for_users_without_add_permission(city, client, make_user):
     assert client.get(reverse("admin:contracts_disease_import")).status_code == 403
 
 
-def test_template_has_headers_and_an_example_row(city, client, make_user):
+def test_template_has_headers_only_and_its_example_on_a_notes_sheet(city, client, make_user):
+    """Issue 18 finding 7: the example is never a data row of the sheet the importer reads."""
     client.force_login(make_user("city"))
     response = client.get(reverse("admin:settlement_inpatientcase_import_template"))
-    rows = list(load_workbook(io.BytesIO(response.content)).active.iter_rows(values_only=True))
-    assert list(rows[0]) == RESOURCES["inpatient_cases"].headers
-    assert len(rows) == 2 and rows[1][0] == "ZY2024000001"
+    workbook = load_workbook(io.BytesIO(response.content))
+    assert workbook.sheetnames == ["导入模板", "说明"]
+    rows = list(workbook["导入模板"].iter_rows(values_only=True))
+    assert rows == [tuple(RESOURCES["inpatient_cases"].headers)]
+    notes = list(workbook["说明"].iter_rows(values_only=True))
+    assert "示例仅作填写参考" in notes[0][0] and notes[1] == ("列名", "是否必填", "示例（仅供参考，不会导入）")
+    assert ("病案号*", "必填", "ZY2024000001") in notes
 
+
+def test_the_template_uploaded_back_as_it_is_lands_nothing(city, client, make_user, tmp_path,
+                                                           django_capture_on_commit_callbacks):
+    """Before, row 2 (330502197005170032 张三) landed as a real person through 只导入正确的行."""
+    client.force_login(make_user("city"))
+    path = tmp_path / "persons.xlsx"
+    path.write_bytes(client.get(reverse("admin:contracts_insuredperson_import_template")).content)
+    with open(path, "rb") as upload, django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("admin:contracts_insuredperson_import"), {"file": upload, "land_good_rows": "on"})
+    job = Job.objects.get()
+    status = client.get(reverse("admin:contracts_insuredperson_import_job_status", args=[job.pk])).json()
+    assert status["counts"] == {"rows": 0, "created": 0, "updated": 0, "unchanged": 0, "bad_rows": 0}
 
 def test_export_respects_scope_filters_and_neutralises_formulas(city, client, make_user, tmp_path):
     claim(city, "=HYPERLINK(\"http://x\")", city.b)

@@ -179,3 +179,26 @@ def test_budgets_assessments_payments_by_unit_code(city, tmp_path):
     load(tmp_path, "payments", ["年度", "月份", "方案", "单位编码", "拨付金额"], [[2024, 1, "alliance_budget", "YGT0001", "950000"]])
     payment = Payment.objects.get()
     assert (payment.month, payment.amount, payment.source) == (1, D("950000.00"), "导入")
+
+
+def test_no_templates_example_ever_lands(city, tmp_path):
+    """Issue 18 finding 7, for every resource: the example lives on the 说明 sheet, so a template
+    uploaded back as it is has no data row, even when the user asks to land the good rows."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from settlement.imports.export import write_template
+    from settlement.imports.resources import RESOURCES
+
+    for name, spec in RESOURCES.items():
+        path = tmp_path / f"{name}.xlsx"
+        with open(path, "wb") as target:
+            write_template(spec, target)
+        before = spec.model.objects.count()
+        result = import_file(name, path, land_good_rows=True)
+        assert (result.rows, result.bad_rows, result.created, result.updated) == (0, 0, 0, 0), name
+        assert spec.model.objects.count() == before, name
+    out = StringIO()
+    call_command("import_data", "persons", str(tmp_path / "persons.xlsx"), "--land-good-rows", stdout=out)
+    assert out.getvalue().strip() == "参保人：共0行，新增0行，更新0行，未变化0行。"

@@ -268,6 +268,32 @@ class UserScope(ScopedModel, models.Model):
             raise ValidationError({"institution": "医疗机构用户必须指定所属机构"})
 
 
+class ExportRecord(models.Model):
+    """One export or download of a file with personal or settlement data: who, when, what, which filter,
+    how many rows (issue 18, finding 8). Written by `alliances.export_trail.record_export` only."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name="用户", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="空为命令行或后台任务",
+    )
+    created_at = models.DateTimeField("时间", auto_now_add=True, db_index=True)
+    channel = models.CharField("途径", max_length=20)
+    resource = models.CharField("导出内容", max_length=50)
+    title = models.CharField("名称", max_length=100)
+    filters = models.TextField("筛选条件", blank=True)
+    rows = models.PositiveIntegerField("行数")
+    file_name = models.CharField("文件名", max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = "导出记录"
+        verbose_name_plural = verbose_name
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["user", "created_at"])]
+
+    def __str__(self):
+        return f"{self.title}（{self.rows}行）"
+
+
 # The global-budget workflow models live in their own module; importing them here registers them.
 from .budget_models import (  # noqa: E402,F401
     AllianceBudgetPlan, ApplicationStatus, AssessmentScheme, AssessmentWeight, BudgetApplication,

@@ -34,7 +34,7 @@ _ROLE_PERMISSIONS = {
     },
     Role.HEALTH: {
         "view": [
-            "region", "institution", "alliance", "membership", "insuredperson", "disease",
+            "exportrecord", "region", "institution", "alliance", "membership", "insuredperson", "disease",
             "diseaseregistration", "servicepackage", "servicepackageitem", "familydoctorteam", "contract",
             "familydoctorservice", "budgetapplication", "budgetworkflowstep",
         ],
@@ -44,7 +44,7 @@ _ROLE_PERMISSIONS = {
     },
     Role.HOSPITAL: {
         "view": [
-            "region", "institution", "alliance", "membership", "insuredperson", "disease",
+            "exportrecord", "region", "institution", "alliance", "membership", "insuredperson", "disease",
             "diseaseregistration", "servicepackage", "servicepackageitem", "familydoctorteam", "contract",
             "outpatientclaim", "inpatientcase", "familydoctorservice", "specialdesignation",
             "capitationstandard", "specialstandard", "drggroup", "drgcoefficient", "beddayquota",

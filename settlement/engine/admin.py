@@ -317,11 +317,12 @@ class SettlementRunAdmin(ScopedAdmin):
         if run.status not in (RunStatus.COMPUTED, RunStatus.APPROVED, RunStatus.PAID):
             self.message_user(request, f"{run}尚未计算完成，不能导出", messages.ERROR)
             return None
+        name = f"settlement-{run.scheme}-{run.year}-v{run.version}.xlsx"
         response = HttpResponse(
-            export_bytes(run, "xlsx", user=request.user),
+            export_bytes(run, "xlsx", user=request.user, file_name=name),
             content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         )
-        response["Content-Disposition"] = f'attachment; filename="settlement-{run.scheme}-{run.year}-v{run.version}.xlsx"'
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
 
     def get_urls(self):

@@ -42,21 +42,28 @@ def _cell(value):
 
 
 def write_xlsx(resource, queryset, target):
+    """Returns the number of data rows written (the export trail records it)."""
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(str(resource.title)[:31])
+    count = -1  # the header row
     for row in rows(resource, queryset):
         sheet.append(row)
+        count += 1
     workbook.save(target)
+    return count
 
 
 def write_csv(resource, queryset, target):
-    """UTF-8 with BOM so that Excel opens the Chinese headers correctly."""
+    """UTF-8 with BOM so that Excel opens the Chinese headers correctly; returns the data rows written."""
     target.write("\ufeff")
     writer = csv.writer(target)
+    count = -1
     for row in rows(resource, queryset):
         writer.writerow(["" if value is None else str(value) for value in row])
+        count += 1
+    return count
 
 
 TEMPLATE_NOTE = ("第一个工作表“导入模板”只填真实数据，从第2行起每行一条；本表的示例仅作填写参考，"

@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
+from .history_admin import AuditHistoryMixin
 from .export_trail import ADMIN_EXPORT, ERROR_LIST, describe_filters, record_export
 from .scope import Role, ScopedModel, restrict, scope_for, write_refusal
 
@@ -107,7 +108,7 @@ class ImportForm(forms.Form):
         return upload
 
 
-class ScopedAdmin(ScopedWrites, SimpleHistoryAdmin):
+class ScopedAdmin(ScopedWrites, AuditHistoryMixin, SimpleHistoryAdmin):
     """Changelists, change views, autocompletes and FK choices limited to the user's scope.
 
     Writing is scoped like reading (SPEC §1): every add, change, delete, bulk delete and history

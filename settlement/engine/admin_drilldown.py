@@ -53,13 +53,26 @@ def statement_claims(request):
     """(claims of the A a drill-down names, unscoped; its label), or (None, None) without a drill-down.
 
     An unknown or out-of-scope unit gives (none(), "无权查看"): the same answer either way, no probing.
+    Resolved once per request (the changelist asks several times).
     """
+    key = (request.GET.get(UNIT_PARAM), request.GET.get(ALLIANCE_PARAM))
+    cached = getattr(request, "_statement_claims", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    answer = None, None
     for param, resolve in ((UNIT_PARAM, _unit_claims), (ALLIANCE_PARAM, _alliance_claims)):
         value = request.GET.get(param)
         if value:
             claims, label = resolve(value, request.user)
-            return (OutpatientClaim.objects.none() if claims is None else claims), label
-    return None, None
+            answer = (OutpatientClaim.objects.none() if claims is None else claims), label
+            break
+    request._statement_claims = (key, answer)
+    return answer
+
+
+def is_export(request):
+    match = getattr(request, "resolver_match", None)
+    return bool(match and match.url_name and match.url_name.endswith("_export"))
 
 
 class StatementDrilldownMixin:
@@ -69,6 +82,9 @@ class StatementDrilldownMixin:
         claims, _ = statement_claims(request)
         if claims is None:
             return super().get_queryset(request)
+        if is_export(request):
+            # A file carries ID numbers in full: exports stay within the reader's own scope.
+            return super().get_queryset(request).filter(pk__in=claims.values("pk"))
         # Deliberately not restrict(): the statement's reader may list all of its A (see above).
         base = self.model._default_manager.get_queryset()
         ordering = self.get_ordering(request)

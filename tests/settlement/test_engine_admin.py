@@ -72,6 +72,11 @@ def test_a_lead_hospital_drills_down_to_every_claim_of_its_a_read_only(client, m
     # Without the drill-down the hospital's changelist is scoped as before: no claim at B's hospital.
     plain = client.get(reverse("admin:settlement_outpatientclaim_changelist"))
     assert outside.pk not in {claim.pk for claim in plain.context["cl"].result_list}
+    # An export of the drill-down stays within the hospital's own scope (ID numbers in full).
+    text = client.get(reverse("admin:settlement_outpatientclaim_export"),
+                      {"_format": "csv", "settlement_unit": result.pk}).content.decode("utf-8-sig")
+    exported = [line.split(",")[0] for line in text.splitlines()[1:]]
+    assert exported == [next(c.serial for c in shown if c.fund_paid == Decimal("500.00"))]
     # Other filters only narrow the drill-down, never widen it.
     narrowed = client.get(reverse("admin:settlement_outpatientclaim_changelist")
                           + f"?settlement_unit={result.pk}&visit_type__exact=慢病门诊")

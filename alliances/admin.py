@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from .models import Alliance, Institution, Membership, Region, UserScope
+from .models import Alliance, ExportRecord, Institution, Membership, Region, UserScope
+from .scope import scope_for
 from .scoped_admin import ScopedAdmin, ScopedInline
 
 
@@ -30,7 +31,7 @@ class MembershipInline(ScopedInline, admin.TabularInline):
 
 @admin.register(Alliance)
 class AllianceAdmin(ScopedAdmin):
-    list_display = ("code", "name", "county", "kind", "lead_hospital", "budget_status")
+    list_display = ("code", "name", "county", "kind", "lead_hospital", "budget_status", "is_default")
     list_filter = ("kind", "budget_status", "county")
     search_fields = ("code", "name", "lead_hospital__name")
     autocomplete_fields = ("county", "lead_hospital")
@@ -61,6 +62,37 @@ class UserScopeAdmin(ScopedAdmin):
     search_fields = ("user__username", "institution__code", "region__code")
     autocomplete_fields = ("user", "region", "institution")
     list_select_related = ("user", "region", "institution")
+
+
+@admin.register(ExportRecord)
+class ExportRecordAdmin(admin.ModelAdmin):
+    """The export trail, read-only for everyone: auditors and the city bureau read every record,
+    everybody else at most their own exports."""
+
+    list_display = ("created_at", "user", "channel", "title", "filters", "rows", "file_name")
+    list_filter = ("channel", "resource")
+    search_fields = ("user__username", "title", "filters", "file_name")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        records = super().get_queryset(request)
+        if scope_for(request.user).sees_all:
+            return records
+        return records.filter(user=request.user)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in ExportRecord._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 from . import admin_budget  # noqa: E402,F401  (global-budget workflow, budgets, KPIs and assessment)

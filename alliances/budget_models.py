@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from .scope import OUT_OF_WRITE_SCOPE, ScopedModel, path_value
@@ -170,7 +171,8 @@ class BudgetWorkflowStep(AllianceScoped, models.Model):
         ordering = ["application", "acted_at", "pk"]
 
     def __str__(self):
-        return f"{self.acted_at:%Y-%m-%d %H:%M} {self.get_action_display()}"
+        # In Asia/Shanghai like the rows beside it, not the stored UTC.
+        return f"{timezone.localtime(self.acted_at):%Y-%m-%d %H:%M} {self.get_action_display()}"
 
 
 # --- Budget composition and allocation ------------------------------------------------------

@@ -52,11 +52,10 @@ def contracts(**params):
     return _url("admin:contracts_contract_changelist", params)
 
 
-def actual_claims(county_code, first, last):
-    """The claims behind an alliance's A (SPEC §6.4)."""
-    return claims(
-        first, last, visit_type__exact="普通门诊", person__insurance_type__exact="居民", person__county__code=county_code,
-    )
+def actual_claims(alliance_id, year, first, last):
+    """The claims behind an alliance's A of `year` between two days (SPEC §6.4 Coverage); the claims
+    admin resolves `alliance_a` for whoever may see the alliance."""
+    return claims(first, last, alliance_a=f"{alliance_id}-{year}")
 
 
 def kpi_links(year, county_code, provider_params):

@@ -7,11 +7,14 @@ county's residents treated in another county) the caller cannot list one by one.
 
 Two bases, documented because the choice changes the numbers:
 - population KPIs (县域内就诊率, 基层就诊率, and the denominator of 签约率) count what happens to the
-  county's insured persons wherever they are treated. An alliance and an institution take their
-  county's figure: a county alliance answers for its county's residents, as SPEC §6.4 does for A.
+  unit's insured persons wherever they are treated. A county's are those insured in it; an
+  alliance's those it covers (SPEC §6.4 Coverage, contracts/coverage.py: by verified contract, else
+  the county's default alliance), so that no person counts for two alliances of one county; an
+  institution takes its county's figure.
 - provider KPIs (费用增长, 个人负担, 转诊, 次均费用增长, 床日) count care given by the unit's
   institutions: those in the county, the alliance's members on the day of care, or the institution.
-Rates and growths are percentages rounded half-up to 0.01 once; None when a denominator is zero.
+Rates and growths are percentages rounded half-up to 0.01 once; None (无数据) when a denominator is
+zero or, for the provider KPIs, when the unit gave no care at all in the year.
 """
 import datetime
 from collections import defaultdict
@@ -191,6 +194,45 @@ def population_sums(year):
     return out
 
 
+def alliance_population_sums(year):
+    """alliance id → what happened to the persons the alliance covers (any insurance type) in the year."""
+    from django.db import connection
+
+    from contracts.coverage import COVERAGE_SQL, coverage_params
+    from contracts.models import PersonStatus
+
+    first, last = _year_range(year)
+    cov = f"({COVERAGE_SQL}) cov"
+    queries = {
+        "claims": (f"""SELECT cov.alliance_id, COUNT(*),
+                              COUNT(*) FILTER (WHERE i.county_id = cov.county_id),
+                              COUNT(*) FILTER (WHERE i.level = ANY(%s))
+                         FROM settlement_outpatientclaim c JOIN {cov} ON cov.person_id = c.person_id
+                         JOIN alliances_institution i ON i.id = c.institution_id
+                        WHERE c.visit_date BETWEEN %s AND %s GROUP BY 1""",
+                   ("visits", "visits_in_county", "visits_primary")),
+        "cases": (f"""SELECT cov.alliance_id, COUNT(*), COUNT(*) FILTER (WHERE i.county_id = cov.county_id)
+                        FROM settlement_inpatientcase c JOIN {cov} ON cov.person_id = c.person_id
+                        JOIN alliances_institution i ON i.id = c.institution_id
+                       WHERE c.discharge_date BETWEEN %s AND %s GROUP BY 1""",
+                  ("stays", "stays_in_county")),
+        "insured": (f"SELECT cov.alliance_id, COUNT(*) FROM {cov} WHERE cov.status = %s GROUP BY 1", ("insured",)),
+    }
+    params = {
+        # In the order of the placeholders: the level list sits in the SELECT, before the subquery.
+        "claims": [list(PRIMARY_LEVELS), *coverage_params(year), first, last],
+        "cases": [*coverage_params(year), first, last],
+        "insured": [*coverage_params(year), PersonStatus.ACTIVE],
+    }
+    out = defaultdict(lambda: defaultdict(int))
+    with connection.cursor() as cursor:
+        for name, (sql, columns) in queries.items():
+            cursor.execute(sql, params[name])
+            for alliance_id, *figures in cursor.fetchall():
+                out[alliance_id].update(zip(columns, figures))
+    return out
+
+
 def signed_persons(year, level):
     """unit → persons insured in the unit's county with a verified contract in force on 31 December
     at one of the unit's institutions."""
@@ -217,7 +259,10 @@ def signed_persons(year, level):
 
 def _assemble(unit_ids, county_of, level, year):
     now, before = provider_sums(year, level), provider_sums(year - 1, level)
-    population = population_sums(year)
+    if level == ALLIANCE:
+        population, county_of = alliance_population_sums(year), {pk: pk for pk in unit_ids}
+    else:
+        population = population_sums(year)
     signed = signed_persons(year, level)
     exits = disease_exit_rate(year, level, unit_ids)
     result = {}
@@ -229,15 +274,18 @@ def _assemble(unit_ids, county_of, level, year):
         avg_visit = (p["claim_total"] / p["claims"]) if p.get("claims") else None
         prev_avg_visit = (prev["claim_total"] / prev["claims"]) if prev.get("claims") else None
         bed_days = p.get("bed_days", 0)
+        # A unit that gave no care in the year has no provider figures: 无数据, never a −100% growth
+        # (or a zero count) that a target would call 达标.
+        cared = bool(p.get("claims") or p.get("cases"))
         values = {
             Kpi.COUNTY_VISIT_RATE: percent(
                 pop.get("visits_in_county", 0) + pop.get("stays_in_county", 0), pop.get("visits", 0) + pop.get("stays", 0),
             ),
             Kpi.GRASSROOTS_VISIT_RATE: percent(pop.get("visits_primary", 0), pop.get("visits", 0)),
-            Kpi.TOTAL_COST_GROWTH: growth(total, prev_total),
+            Kpi.TOTAL_COST_GROWTH: growth(total, prev_total) if cared else None,
             Kpi.PERSONAL_BURDEN: percent(personal, total),
             Kpi.SIGNING_RATE: percent(signed.get(pk, 0), pop.get("insured", 0)),
-            Kpi.REFERRALS: int(p.get("referrals", 0)) + int(p.get("transfers", 0)),
+            Kpi.REFERRALS: int(p.get("referrals", 0)) + int(p.get("transfers", 0)) if cared else None,
             Kpi.OUTPATIENT_COST_GROWTH: (
                 growth(avg_visit, prev_avg_visit) if avg_visit is not None and prev_avg_visit else None
             ),

@@ -128,6 +128,10 @@ class Alliance(ScopedModel, models.Model):
         "总额付费状态", max_length=10, choices=BudgetStatus.choices, default=BudgetStatus.NONE,
     )
     budget_effective_from = models.DateField("总额付费起始月", null=True, blank=True)
+    is_default = models.BooleanField(
+        "县区默认医共体", default=False,
+        help_text="一个县区有多个医共体时必须指定一个：未与任何医共体成员签约的参保居民归属默认医共体（SPEC §6.4）",
+    )
     history = HistoricalRecords()
 
     scope_region = "county"
@@ -137,6 +141,12 @@ class Alliance(ScopedModel, models.Model):
         verbose_name = "医共体"
         verbose_name_plural = verbose_name
         ordering = ["code"]
+        constraints = [
+            # SPEC §6.4: at most one default alliance per county, whichever door writes it.
+            models.UniqueConstraint(
+                fields=["county"], condition=Q(is_default=True), name="one_default_alliance_per_county",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.name}（{self.code}）"
@@ -146,6 +156,31 @@ class Alliance(ScopedModel, models.Model):
         if scope.is_hospital:
             return Q(pk__in=scope.alliance_ids)
         return super().scope_filter(scope)
+
+    def clean(self):
+        if not self.county_id:
+            return
+        others = Alliance.objects.filter(county_id=self.county_id).exclude(pk=self.pk)
+        problem = default_alliance_problem(self.is_default, others.values_list("name", "code", "is_default"))
+        if problem:
+            raise ValidationError({"is_default": problem})
+
+
+def default_alliance_problem(is_default, others):
+    """Chinese reason why an alliance's default flag breaks SPEC §6.4's coverage rule, or None.
+
+    `others`: (name, code, is_default) of the county's other alliances. One alliance alone covers
+    its whole county; where there are several, exactly one of them is the default.
+    """
+    others = list(others)
+    flagged = [f"{name}（{code}）" for name, code, flag in others if flag]
+    if is_default and flagged:
+        return f"该县区已有默认医共体{flagged[0]}，每个县区只能有一个默认医共体"
+    if others and not is_default and not flagged:
+        names = "、".join(f"{name}（{code}）" for name, code, _ in others)
+        return (f"该县区还有医共体{names}，一个县区有多个医共体时必须将其中一个设为县区默认医共体"
+                "（未签约居民归属默认医共体）")
+    return None
 
 
 class Membership(ScopedModel, models.Model):
@@ -231,6 +266,32 @@ class UserScope(ScopedModel, models.Model):
             raise ValidationError({"region": "县区医保局和卫健委用户必须指定所属县区"})
         if self.role == Role.HOSPITAL and not self.institution_id:
             raise ValidationError({"institution": "医疗机构用户必须指定所属机构"})
+
+
+class ExportRecord(models.Model):
+    """One export or download of a file with personal or settlement data: who, when, what, which filter,
+    how many rows (issue 18, finding 8). Written by `alliances.export_trail.record_export` only."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name="用户", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="空为命令行或后台任务",
+    )
+    created_at = models.DateTimeField("时间", auto_now_add=True, db_index=True)
+    channel = models.CharField("途径", max_length=20)
+    resource = models.CharField("导出内容", max_length=50)
+    title = models.CharField("名称", max_length=100)
+    filters = models.TextField("筛选条件", blank=True)
+    rows = models.PositiveIntegerField("行数")
+    file_name = models.CharField("文件名", max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = "导出记录"
+        verbose_name_plural = verbose_name
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["user", "created_at"])]
+
+    def __str__(self):
+        return f"{self.title}（{self.rows}行）"
 
 
 # The global-budget workflow models live in their own module; importing them here registers them.

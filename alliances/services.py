@@ -35,7 +35,7 @@ _ROLE_PERMISSIONS = {
     },
     Role.HEALTH: {
         "view": [
-            "region", "institution", "alliance", "membership", "insuredperson", "disease",
+            "exportrecord", "region", "institution", "alliance", "membership", "insuredperson", "disease",
             "diseaseregistration", "servicepackage", "servicepackageitem", "familydoctorteam", "contract",
             "familydoctorservice", "budgetapplication", "budgetworkflowstep",
         ],
@@ -45,7 +45,7 @@ _ROLE_PERMISSIONS = {
     },
     Role.HOSPITAL: {
         "view": [
-            "region", "institution", "alliance", "membership", "insuredperson", "disease",
+            "exportrecord", "region", "institution", "alliance", "membership", "insuredperson", "disease",
             "diseaseregistration", "servicepackage", "servicepackageitem", "familydoctorteam", "contract",
             "outpatientclaim", "inpatientcase", "familydoctorservice", "specialdesignation",
             "capitationstandard", "specialstandard", "drggroup", "drgcoefficient", "beddayquota",

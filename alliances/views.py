@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, Sum
+from django.db.models import Max, Q, Sum
 from django.db.models.functions import ExtractMonth
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -41,21 +41,13 @@ def _visible_counties(user, alliances):
     return counties.filter(pk__in=alliances.values("county_id"))
 
 
-def monthly_actual(year, county_ids):
-    """(county id, month) → A of that month: 统筹支付 of residents' 普通门诊 claims (SPEC §6.4)."""
-    from contracts.models import InsuranceType
-    from settlement.models import OutpatientClaim, VisitType
+def monthly_actual(year, alliance_ids):
+    """(alliance id, month) → A of that month: 统筹支付 of the covered residents' 普通门诊 claims
+    (SPEC §6.4 Coverage: each claim counts for one alliance, so a county's two alliances do not
+    both show the county's spending)."""
+    from settlement.engine.schemes.alliance_budget import actual_by_alliance
 
-    rows = (
-        OutpatientClaim.objects.filter(
-            visit_date__year=year, visit_type=VisitType.GENERAL, person__insurance_type=InsuranceType.RESIDENT,
-            person__county_id__in=county_ids,
-        )
-        .annotate(month=ExtractMonth("visit_date"))
-        .values_list("person__county_id", "month").order_by()
-        .annotate(total=Sum("fund_paid"))
-    )
-    return {(county, month): total for county, month, total in rows}
+    return actual_by_alliance(year, alliance_ids, by_month=True)
 
 
 def budget_chart(budget, actual_by_month, link_for_month):
@@ -87,6 +79,15 @@ def budget_chart(budget, actual_by_month, link_for_month):
     }
 
 
+def kpi_state(value, target, reached):
+    """One state per KPI row: 无数据 before anything else, so that no figure-less row reads 达标."""
+    if value is None:
+        return "无数据"
+    if target is None:
+        return "无目标"
+    return "达标" if reached == 1 else "未达标"
+
+
 def _kpi_rows(figures, targets, links):
     rows = []
     for kpi in Kpi:
@@ -96,13 +97,31 @@ def _kpi_rows(figures, targets, links):
         scale = max(abs(Decimal(value)) if value is not None else Decimal("0"),
                     abs(target.target) * Decimal("1.25") if target else Decimal("0"), Decimal("1"))
         rows.append({
-            "label": kpi.label, "value": value, "target": target, "attainment": reached,
+            "label": kpi.label, "value": value, "target": target,
+            # 达成度 is always a percentage (or — without one); the state says 达标 / 未达标 / 无数据.
+            "attainment": q2(reached * 100) if reached is not None else None,
+            "state": kpi_state(value, target, reached),
             "met": reached is not None and reached == 1,
             "bar": int(abs(Decimal(value)) / scale * 100) if value is not None else 0,
             "target_mark": int(abs(target.target) / scale * 100) if target else None,
             "url": links.get(kpi.value),
         })
     return rows
+
+
+def latest_year_with_data(fallback):
+    """The latest year, up to `fallback` (this year), with claims, cases or global budgets; else `fallback`."""
+    from settlement.models import Budget, InpatientCase, OutpatientClaim, Scheme
+
+    years = [
+        OutpatientClaim.objects.filter(visit_date__year__lte=fallback).aggregate(last=Max("visit_date"))["last"],
+        InpatientCase.objects.filter(discharge_date__year__lte=fallback).aggregate(last=Max("discharge_date"))["last"],
+    ]
+    found = [day.year for day in years if day is not None]
+    budget_year = Budget.objects.filter(scheme=Scheme.ALLIANCE_BUDGET, year__lte=fallback).aggregate(last=Max("year"))["last"]
+    if budget_year is not None:
+        found.append(budget_year)
+    return max(found) if found else fallback
 
 
 def _members_in_year(alliance_ids, year):
@@ -121,14 +140,15 @@ def dashboard(request):
 
     if not may_view_dashboard(request.user):
         raise PermissionDenied("您没有查看医共体运行监测看板的权限")
-    current = timezone.localdate().year
+    # Opened without a year: the latest year that has data, not an empty current year.
+    current = latest_year_with_data(timezone.localdate().year)
     asked = request.GET.get("year", "").strip()
     try:
         year = int(asked) if asked else current
     except ValueError:
         year = None
     if year is None or not MIN_YEAR <= year <= MAX_YEAR:
-        # A hand-edited or stale link: show this year and say why, rather than fail on date(0, 1, 1).
+        # A hand-edited or stale link: show the default year and say why, rather than fail on date(0, 1, 1).
         messages.warning(request, f"年份“{asked[:20]}”无效（应为{MIN_YEAR}—{MAX_YEAR}之间的年份），已显示{current}年的数据")
         year = current
     user = request.user
@@ -140,18 +160,18 @@ def dashboard(request):
         restrict(Budget.objects.filter(year=year, scheme=Scheme.ALLIANCE_BUDGET), user)
         .values_list("unit_code").order_by().annotate(total=Sum("amount"))
     )
-    actual = monthly_actual(year, {a.county_id for a in alliances})
+    actual = monthly_actual(year, [a.pk for a in alliances])
     members = _members_in_year([a.pk for a in alliances], year)
     alliance_figures = kpis.alliance_kpis(year, alliances)
 
     alliance_blocks = []
     for a in alliances:
-        def month_link(month, county=a.county.code):
+        def month_link(month, alliance_id=a.pk):
             first = datetime.date(year, month, 1)
             last = (datetime.date(year + (month == 12), month % 12 + 1, 1) - datetime.timedelta(days=1))
-            return drilldown.actual_claims(county, first, last)
+            return drilldown.actual_claims(alliance_id, year, first, last)
 
-        by_month = {m: actual.get((a.county_id, m), Decimal("0.00")) for m in range(1, 13)}
+        by_month = {m: actual.get((a.pk, m), Decimal("0.00")) for m in range(1, 13)}
         alliance_blocks.append({
             "alliance": a,
             "chart": budget_chart(budgets.get(a.code, Decimal("0.00")), by_month, month_link),

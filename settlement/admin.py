@@ -5,6 +5,7 @@ from alliances.drilldown import DrilldownLookupsMixin
 from alliances.formatting import money_column
 from alliances.scoped_admin import ScopedAdmin
 
+from .engine.admin_drilldown import AllianceActualFilter, StatementDrilldownMixin, StatementFilter
 from .models import (
     Assessment, BedDayQuota, Budget, CapitationStandard, DiseaseStandard, DrgCoefficient, DrgGroup,
     FamilyDoctorService, InpatientCase, Job, JobStatus, OutpatientClaim, Payment, Scheme, SpecialDesignation,
@@ -14,14 +15,16 @@ from .imports.resources import RESOURCES
 
 
 @admin.register(OutpatientClaim)
-class OutpatientClaimAdmin(DrilldownLookupsMixin, BigTableAdmin, ScopedAdmin):
+class OutpatientClaimAdmin(StatementDrilldownMixin, DrilldownLookupsMixin, BigTableAdmin, ScopedAdmin):
     # The money right after the serial: the drill-down from A is read for its 统筹支付 (issue 12, 1,366 px).
     list_display = ("serial", "visit_date", "fund_paid_money", "total_cost_money", "personal_paid_money", "visit_type",
                     "disease", "institution", "person")
     total_cost_money = money_column("total_cost", "总费用")
     fund_paid_money = money_column("fund_paid", "统筹支付")
     personal_paid_money = money_column("personal_paid", "个人负担")
-    list_filter = (period_filter("visit_date", "就诊时间", indexed=True), "visit_type", "insurance_type", "referral")
+    # The two statement filters: drill-downs from a unit result's or an alliance's A (admin_drilldown).
+    list_filter = (period_filter("visit_date", "就诊时间", indexed=True), "visit_type", "insurance_type", "referral",
+                   StatementFilter, AllianceActualFilter)
     search_shapes = {"id_number": "person__id_number", "institution": "institution__code", "county": "institution__county__code"}
     search_business_key = ("institution", "serial")
     # Newest upload first (the primary key); a date order would sort the claims of a whole day each

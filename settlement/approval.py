@@ -81,6 +81,37 @@ def approver(user):
     return user if user is not None and user.pk else None
 
 
+def last_changed_by(model, pks):
+    """pk → id of the user who last changed each row (None: the system), from its change history.
+
+    Every door writes history (forms, imports, the CLI, services), so this is the one record of
+    authorship for any approvable model — a benefit table included — without a column of its own.
+    """
+    history = getattr(model, "history", None)
+    if history is None or not pks:
+        return {}
+    key = model._meta.pk.attname
+    rows = (
+        history.model.objects.filter(**{f"{key}__in": list(pks)})
+        .order_by(key, "-history_date", "-history_id").distinct(key)
+        .values_list(key, "history_user_id")
+    )
+    return dict(rows)
+
+
+def require_four_eyes(user, rows, authors, what, act="最后修改"):
+    """Refuse when `user` is the author (who computed or last changed) of any of `rows` (SPEC §1,
+    issue 18 finding 5): an approval needs a second person. `authors`: row pk → user id."""
+    if user is None or not user.pk:
+        return  # the system itself (seed, migrations): nobody to compare with
+    own = [row for row in rows if authors.get(row.pk) == user.pk]
+    if own:
+        names = "、".join(f"“{row}”" for row in own[:5]) + ("等" if len(own) > 5 else "")
+        raise Refused(
+            f"不能{what}：{names}由您本人{act}，须由另一位有审批权限的用户审批（四眼原则）"
+        )
+
+
 def enter_lock(row, user, *, status, stamp="approved"):
     """Move `row` into a locked status, recording who and when from the acting user."""
     row.status = status
@@ -103,6 +134,7 @@ def approve(row, user, *, draft, approved, what, check=None):
         row = type(row)._base_manager.select_for_update().get(pk=row.pk)
         if row.status != draft:
             raise Refused(f"{row}当前为“{row.get_status_display()}”，只有草稿可以审批")
+        require_four_eyes(user, [row], last_changed_by(type(row), [row.pk]), what)
         if check is not None:
             check(row)
         return enter_lock(row, user, status=approved)
@@ -117,6 +149,9 @@ def approve_drafts(queryset, user, *, draft, approved, what):
         rows = model._base_manager.select_for_update().filter(
             pk__in=list(queryset.values_list("pk", flat=True)), status=draft,
         ).order_by("pk")
+        rows = list(rows)
+        # All or none: one draft the approver changed stops the batch, named in the refusal.
+        require_four_eyes(user, rows, last_changed_by(model, [row.pk for row in rows]), what)
         count = 0
         for row in rows:
             enter_lock(row, user, status=approved)

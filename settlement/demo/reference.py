@@ -204,6 +204,9 @@ def _alliances(size, year, rng, counties, institutions):
         # county.hospitals lists the county's 二级/三级 institutions in the order of `hospitals`.
         positions = [n for n, h in enumerate(hospitals) if h[4]][: size.alliances_per_county[ci]]
         leads = [county.hospitals[p] for p in positions]
+        # SPEC §6.4: where a county has several alliances, its first county alliance (医共体, not the
+        # 城市医联体) is the default one that covers the residents without a contract with any of them.
+        default_k = (1 if county.name == "吴兴区" else 0) if len(leads) > 1 else None
         for k, (position, lead) in enumerate(zip(positions, leads)):
             city_kind = county.name == "吴兴区" and k == 0
             name = hospitals[position][3]
@@ -214,7 +217,7 @@ def _alliances(size, year, rng, counties, institutions):
             alliance_objs.append(Alliance(
                 code=code, name=f"{name}{'城市医联体' if city_kind else '医共体'}", county_id=county.pk,
                 kind=AllianceKind.CITY if city_kind else AllianceKind.COUNTY, lead_hospital_id=institutions[lead].pk,
-                budget_status=status,
+                budget_status=status, is_default=k == default_k,
                 budget_effective_from=datetime.date(year, 1, 1) if status == BudgetStatus.APPROVED else None,
             ))
             plans.append(AllianceInfo(pk=0, code=code, county=ci, lead=lead, members=[lead]))

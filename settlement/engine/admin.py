@@ -4,7 +4,7 @@ Every page goes through ScopedAdmin/`restrict`; every button calls a service (on
 """
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -18,16 +18,17 @@ from alliances.formatting import money_column
 from alliances.models import Region
 from alliances.scope import Role, restrict, scope_for
 from alliances.scoped_admin import ScopedAdmin
-from settlement.models import ApprovalStatus, CapitationStandard, OutpatientClaim, Scheme, SpecialStandard
+from settlement.models import ApprovalStatus, CapitationStandard, Scheme, SpecialStandard
 
 from settlement.approval import Refused, revise
 
 from . import services
+from .admin_approval import confirmation, confirmed, rows_items, run_totals
 from .base import RunContext, SchemeRule, get_rule
 from .display import detail_rows, figure_rows, parameter_rows, warning_summary
 from .export import export_bytes
 from .models import PaymentPolicy, RunStatus, SettlementRun, UnitResult
-from .params import field_label, from_json
+from .params import field_label
 from .presets import PresetError, approve_policy, load_preset, preset_choices
 from .standards import approve_capitation_standards, propose_capitation_standards
 
@@ -104,6 +105,9 @@ class PaymentPolicyAdmin(ScopedAdmin):
 
     @admin.action(description="审批所选支付政策", permissions=["approve"])
     def approve_selected(self, request, queryset):
+        if not confirmed(request):
+            return confirmation(self, request, "确认审批支付政策", rows_items(queryset.filter(status=ApprovalStatus.DRAFT)),
+                                action="approve_selected", selected=queryset.values_list("pk", flat=True))
         for policy in queryset:
             try:
                 approve_policy(policy, request.user)
@@ -258,11 +262,12 @@ def run_actions(run, user):
 
 
 def export_response(run, user):
+    name = f"settlement-{run.scheme}-{run.year}-v{run.version}.xlsx"
     response = HttpResponse(
-        export_bytes(run, "xlsx", user=user),
+        export_bytes(run, "xlsx", user=user, file_name=name),
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     )
-    response["Content-Disposition"] = f'attachment; filename="settlement-{run.scheme}-{run.year}-v{run.version}.xlsx"'
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
 
@@ -357,7 +362,29 @@ class SettlementRunAdmin(ScopedAdmin):
 
     @admin.action(description="审核", permissions=["approve"])
     def approve(self, request, queryset):
+        if not confirmed(request):
+            return confirmation(self, request, "确认审核结算批次", [run_totals(r) for r in queryset.order_by("pk")],
+                                action="approve", selected=queryset.values_list("pk", flat=True))
         self._each(request, queryset, lambda r: services.approve_run(r, user=request.user), "已审核{}个结算批次")
+
+    def approve_view(self, request, object_id):
+        """审核 one run: GET shows the totals being approved, POST approves (the run page's 审核 button)."""
+        if not self.has_approve_permission(request):
+            raise PermissionDenied
+        run = self.get_object(request, object_id)
+        if run is None:
+            raise Http404("结算批次不存在或不在您的数据范围内")
+        change_url = reverse("admin:settlement_settlementrun_change", args=[run.pk])
+        if confirmed(request):
+            try:
+                services.approve_run(run, user=request.user)
+            except services.SettlementError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"{run}已审核")
+            return HttpResponseRedirect(change_url)
+        return confirmation(self, request, f"确认审核：{run}", [run_totals(run)],
+                            action_url=request.path, cancel_url=change_url)
 
     @admin.action(description="确认已拨付", permissions=["approve"])
     def pay(self, request, queryset):
@@ -381,6 +408,8 @@ class SettlementRunAdmin(ScopedAdmin):
             path("<int:pk>/act/<str:action>/", self.admin_site.admin_view(require_POST(self.act_view)),
                  name="settlement_settlementrun_act"),
             path("<int:pk>/export/", self.admin_site.admin_view(self.export_view), name="settlement_settlementrun_export"),
+            path("<path:object_id>/approve/", self.admin_site.admin_view(self.approve_view),
+                 name="settlement_settlementrun_approve"),
             *super().get_urls(),
         ]
 
@@ -539,48 +568,8 @@ class UnitResultAdmin(MoneyColumns, ScopedAdmin):
         })
 
 
-# --- drill-down from A to its claims ----------------------------------------------------------
-
-
-class SettlementUnitFilter(admin.SimpleListFilter):
-    """`?settlement_unit=<UnitResult id>`: the claims behind that unit's A (only when in scope)."""
-
-    title = "结算单位"
-    parameter_name = "settlement_unit"
-
-    def lookups(self, request, model_admin):
-        value = self.value()
-        if not value or not value.isdigit():
-            return []
-        result = restrict(UnitResult.objects.select_related("run"), request.user).filter(pk=value).first()
-        return [(value, f"{result.unit_name or result.unit_code}（{result.run}）")] if result else [(value, "无权查看")]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if not value:
-            return queryset
-        result = None
-        if value.isdigit():
-            result = restrict(UnitResult.objects.select_related("run", "run__region"), request.user).filter(pk=value).first()
-        if result is None:
-            return queryset.none()
-        run = result.run
-        rule = get_rule(run.scheme)
-        try:
-            params = from_json(rule.params_class, run.parameters)
-        except ValidationError:
-            return queryset.none()
-        claims = rule.claims_for_unit(RunContext(run.scheme, run.year, run.region_code), params, result.unit_code)
-        if claims is None:
-            return queryset.none()
-        return queryset.filter(pk__in=claims.values("pk"))
-
-
 def _extend_registered_admins():
-    """Add the drill-down filter and the standards' approval to admins registered in settlement/admin.py."""
-    claim_admin = admin.site._registry.get(OutpatientClaim)
-    if claim_admin is not None and SettlementUnitFilter not in claim_admin.list_filter:
-        claim_admin.list_filter = (*claim_admin.list_filter, SettlementUnitFilter)
+    """Add the standards' approval to admins registered in settlement/admin.py."""
     for model in (CapitationStandard, SpecialStandard):
         standard_admin = admin.site._registry.get(model)
         if standard_admin is not None:
@@ -589,6 +578,10 @@ def _extend_registered_admins():
 
 @admin.action(description="审批所选人头标准", permissions=["approve"])
 def approve_standards(modeladmin, request, queryset):
+    if not confirmed(request):
+        return confirmation(modeladmin, request, "确认审批人头标准",
+                            rows_items(queryset.filter(status=ApprovalStatus.DRAFT).order_by("pk")),
+                            action="approve_standards", selected=queryset.values_list("pk", flat=True))
     try:
         count = approve_capitation_standards(queryset, user=request.user)
     except services.SettlementError as exc:

@@ -3,6 +3,7 @@ import csv
 import io
 from pathlib import Path
 
+from alliances.export_trail import COMMAND_LINE, SETTLEMENT, record_export
 from alliances.scope import restrict
 from settlement.approval import Refused
 
@@ -86,6 +87,12 @@ def write_xlsx(run, stream, user=None):
     return count
 
 
+def _trail(run, user, channel, count, file_name):
+    record_export(user, channel=channel, resource=f"settlement_{run.scheme}", title=str(run), rows=count,
+                  filters=f"年度={run.year}；方案={run.scheme}；区划={run.region_code or '全市'}；版本={run.version}",
+                  file_name=file_name)
+
+
 def export_run(run, path, user=None):
     """Write `run` to `path` (.xlsx or .csv); returns the number of unit rows."""
     require_run(run)
@@ -93,17 +100,23 @@ def export_run(run, path, user=None):
     if fmt == "csv":
         # utf-8-sig so that Excel opens the Chinese headers correctly.
         with open(path, "w", newline="", encoding="utf-8-sig") as stream:
-            return write_csv(run, stream, user)
-    with open(path, "wb") as stream:
-        return write_xlsx(run, stream, user)
+            count = write_csv(run, stream, user)
+    else:
+        with open(path, "wb") as stream:
+            count = write_xlsx(run, stream, user)
+    _trail(run, user, COMMAND_LINE if user is None else SETTLEMENT, count, Path(str(path)).name)
+    return count
 
 
-def export_bytes(run, fmt="xlsx", user=None):
+def export_bytes(run, fmt="xlsx", user=None, file_name=""):
     require_run(run)
     if fmt == "csv":
         text = io.StringIO()
-        write_csv(run, text, user)
-        return ("\ufeff" + text.getvalue()).encode("utf-8")
-    buffer = io.BytesIO()
-    write_xlsx(run, buffer, user)
-    return buffer.getvalue()
+        count = write_csv(run, text, user)
+        content = ("\ufeff" + text.getvalue()).encode("utf-8")
+    else:
+        buffer = io.BytesIO()
+        count = write_xlsx(run, buffer, user)
+        content = buffer.getvalue()
+    _trail(run, user, SETTLEMENT, count, file_name)
+    return content

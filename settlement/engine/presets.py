@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from alliances.scope import write_refusal
-from settlement.approval import Refused, approve, enter_lock, require_approver
+from settlement.approval import Refused, approve, enter_lock, last_changed_by, require_approver, require_four_eyes
 from settlement.models import ApprovalStatus
 
 from .base import policy_schemes
@@ -109,15 +109,21 @@ def load_preset(city, year, region=None, user=None, approve=False):
             refusal = write_refusal(policy, user) if user is not None else None
             if refusal:
                 raise PresetError(refusal)
-            policy.name = f"{preset['label']}预设"
-            policy.parameters = data
-            # The history names the preset and who loaded it: `policy show` tells a preset's values
-            # from later changes by this record.
-            policy._change_reason = f"{PRESET_REASON_PREFIX}{preset['label']}预设"
-            if user is not None and user.pk:
-                policy._history_user = user
-            policy.save()
+            name = f"{preset['label']}预设"
+            if policy.pk is None or (policy.name, policy.parameters) != (name, data):
+                policy.name = name
+                policy.parameters = data
+                # The history names the preset and who loaded it: `policy show` tells a preset's values
+                # from later changes by this record.
+                policy._change_reason = f"{PRESET_REASON_PREFIX}{preset['label']}预设"
+                if user is not None and user.pk:
+                    policy._history_user = user
+                policy.save()
             if approve:
+                # Four eyes: whoever loaded (changed) the draft cannot approve it too; a draft another
+                # user loaded with these very values may be approved by this one.
+                require_four_eyes(user, [policy], last_changed_by(PaymentPolicy, [policy.pk]), "审批支付政策",
+                                  act="加载或修改")
                 enter_lock(policy, user, status=ApprovalStatus.APPROVED)
             line = f"{policy}：已{'加载并审批' if approve else '加载（待审批）'}"
             if skipped:

@@ -25,7 +25,7 @@ from simple_history.utils import bulk_create_with_history
 from alliances.models import Region
 from alliances.scope import Role, restrict, scope_for
 from settlement import jobs
-from settlement.approval import Refused, enter_lock
+from settlement.approval import Refused, enter_lock, require_four_eyes
 from settlement.models import ApprovalStatus, Job, JobKind, JobStatus, Payment, PaymentSource, Scheme
 
 from . import codec
@@ -498,6 +498,8 @@ def approve_run(run, user=None):
         run = SettlementRun.objects.select_for_update().get(pk=run.pk)
         if run.status != RunStatus.COMPUTED:
             raise SettlementError(f"只有“已计算”的结算批次才能审核，{run}当前为“{run.get_status_display()}”")
+        # Four eyes: the one who started this computation cannot approve its result.
+        require_four_eyes(user, [run], {run.pk: run.created_by_id}, "审核结算", act="发起计算")
         blockers = get_rule(run.scheme).approval_blockers(_context(run))
         if blockers:
             raise SettlementError(f"{run}暂不能审核：{'；'.join(blockers)}")

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
 
-from alliances.models import Alliance, Institution, InstitutionKind, InstitutionLevel, Membership, Region
+from alliances.models import (
+    Alliance, Institution, InstitutionKind, InstitutionLevel, Membership, Region, default_alliance_problem,
+)
 from contracts.models import (
     Contract, Disease, DiseaseCategory, DiseaseRegistration, InsuranceType, InsuredPerson, ServicePackage,
 )
@@ -178,11 +180,39 @@ INSTITUTIONS = Resource(
 )
 
 
+def _prefetch_alliances(rows, ctx):
+    """The alliances of the chunk's counties as stored, once per county and file: (name, default) by code.
+
+    The file's own rows then update this picture in file order, so that the default-alliance rule
+    holds after every row exactly as it does after a form's save.
+    """
+    if not hasattr(ctx, "county_alliances"):
+        ctx.county_alliances = {}
+    known = ctx.county_alliances
+    ids = {found[0] for found in (ctx.lookup("region").get(r["county"]) for r in rows) if found} - set(known)
+    for county_id in ids:
+        known[county_id] = {}
+    for county_id, code, name, flag in Alliance.objects.filter(county_id__in=ids).values_list(
+        "county_id", "code", "name", "is_default",
+    ):
+        known[county_id][code] = (name, flag)
+
+
 def _finish_alliance(row, ctx):
     county = ctx.ref("region", "区划代码", row["county"])
     ctx.require_county(county[0], "区划代码", row["county"])
     lead = ctx.ref("institution", "牵头医院编码", row["lead"])
-    return {"code": row["code"], "name": row["name"], "county_id": county[0], "lead_hospital_id": lead[0]}
+    county_alliances = ctx.county_alliances[county[0]]
+    stored = county_alliances.get(row["code"])
+    # A blank or missing 默认医共体 keeps what is stored (a new alliance is not the default).
+    is_default = row["is_default"] if row["is_default"] is not None else bool(stored and stored[1])
+    others = [(name, code, flag) for code, (name, flag) in county_alliances.items() if code != row["code"]]
+    problem = default_alliance_problem(is_default, others)
+    if problem:
+        raise Bad("默认医共体", "是" if is_default else "否", problem)
+    county_alliances[row["code"]] = (row["name"], is_default)
+    return {"code": row["code"], "name": row["name"], "county_id": county[0], "lead_hospital_id": lead[0],
+            "is_default": is_default}
 
 
 ALLIANCES = Resource(
@@ -193,8 +223,10 @@ ALLIANCES = Resource(
         Column("区划代码", "county", cells.division_code, True, lookup="region", cache=True, export="county__code", example="330502"),
         Column("牵头医院编码", "lead", cells.institution_code, True, lookup="institution", cache=True,
                export="lead_hospital__code", example="H33050200001"),
+        # Optional (SPEC §6.4 Coverage): required to be 是 on one alliance where a county has several.
+        Column("默认医共体", "is_default", cells.yes_no, cache=True, export="is_default", example="否"),
     ],
-    key=("code",), finish=_finish_alliance,
+    key=("code",), finish=_finish_alliance, prefetch=_prefetch_alliances,
 )
 
 

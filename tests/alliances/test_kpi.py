@@ -141,7 +141,7 @@ def test_no_data_gives_none_not_zero(county):
     assert figures["county_visit_rate"] is None
     assert figures["personal_burden"] is None
     assert figures["signing_rate"] is None  # nobody insured
-    assert figures["referrals"] == 0
+    assert figures["referrals"] is None  # no care in the year: 无数据, not a count of 0 a target could call 达标
 
 
 def test_seeded_targets_follow_the_kf_plan(db):
@@ -182,7 +182,7 @@ def test_dashboard_shows_budget_against_actual_and_links_resolve(county_data, cl
     assert any("person__county__code" in u for u in links)
     for url in links:
         assert client.get(url).status_code == 200, url
-    march = next(u for u in links if "visit_date__gte=2025-03-01" in u and "person__insurance_type" in u)
+    march = next(u for u in links if "visit_date__gte=2025-03-01" in u and "alliance_a=" in u)
     listing = client.get(march).content.decode()
     serials = set(re.findall(r">(C\d+)</a>", listing))
     assert serials == {"C3"}  # x2's March visit only
@@ -213,3 +213,31 @@ def test_kpis_are_set_based_the_query_count_does_not_grow_with_units(county_data
         figures = kpis.alliance_kpis(2025, Alliance.objects.all())
     assert len(figures) == 4
     assert len(many) == len(one)
+
+
+def test_two_alliances_of_a_county_split_its_population_kpis(county, other_county):
+    """SPEC §6.4 Coverage in the KPIs: each insured person counts for one alliance only."""
+    first_lead = factories.institution(county=county, level=InstitutionLevel.SECONDARY)
+    second_lead = factories.institution(county=county, level=InstitutionLevel.SECONDARY)
+    grassroots = factories.institution(county=county, level=InstitutionLevel.GRASSROOTS)
+    outside = factories.institution(county=other_county, level=InstitutionLevel.TERTIARY)
+    first = factories.alliance(lead=first_lead)
+    first.is_default = True
+    first.save()
+    second = factories.alliance(lead=second_lead, members=[grassroots])
+    contracted, uncontracted = factories.person(county), factories.person(county)
+    factories.contract(contracted, grassroots, d(2024, 1, 1), verified_on=d(2024, 1, 2))
+    claim(contracted, grassroots, d(2025, 3, 1), "100.00", "10.00")  # second's: in county, 基层
+    claim(contracted, outside, d(2025, 4, 1), "100.00", "10.00")  # second's: outside the county
+    claim(uncontracted, first_lead, d(2025, 5, 1), "100.00", "10.00")  # the default's: in county
+    figures = kpis.alliance_kpis(2025, Alliance.objects.filter(pk__in=[first.pk, second.pk]))
+    # second: 1 of 2 visits in the county → 50.00; 1 of 2 at 基层 → 50.00; first: 1 of 1 → 100.00, 0 of 1.
+    assert figures[second.pk].values["county_visit_rate"] == D("50.00")
+    assert figures[second.pk].values["grassroots_visit_rate"] == D("50.00")
+    assert figures[first.pk].values["county_visit_rate"] == D("100.00")
+    assert figures[first.pk].values["grassroots_visit_rate"] == D("0.00")
+    # Identity: the alliances' visits and insured add up to the county's, nobody counted twice.
+    county_figures = kpis.county_kpis(2025, Region.objects.filter(pk=county.pk))[county.pk]
+    for name in ("visits", "visits_in_county", "visits_primary", "insured"):
+        assert figures[first.pk].inputs[name] + figures[second.pk].inputs[name] == county_figures.inputs[name], name
+    assert (figures[first.pk].inputs["insured"], figures[second.pk].inputs["insured"]) == (1, 1)

@@ -5,6 +5,7 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.db.models import Sum
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from alliances import services_budget as svc
@@ -12,7 +13,7 @@ from alliances.models import AllianceBudgetPlan, BudgetStatus, InstitutionLevel,
 from contracts.models import InsuranceType
 from settlement.engine.base import RunContext, get_rule
 from settlement.engine.schemes.alliance_budget import (
-    AllianceBudgetInputs, AllianceBudgetParams, MissingAssessmentError, settle,
+    AllianceBudgetInputs, AllianceBudgetParams, MissingAssessmentError, MissingDefaultAllianceError, settle,
 )
 from settlement.models import Assessment, Budget, OutpatientClaim, Scheme, VisitType
 from tests import factories
@@ -131,15 +132,34 @@ def test_gather_b_and_a(setup):
     assert sorted(claims.values_list("serial", flat=True)) == ["1", "2"]
 
 
-def test_two_alliances_of_one_county_share_a_and_the_run_names_them(setup, county, other_county):
+def test_two_alliances_of_one_county_split_a_by_coverage(setup, county, other_county):
+    """SPEC §6.4 Coverage: each resident counts for one alliance (contract, else the default)."""
     from settlement.engine.models import PaymentPolicy, RunStatus, UnitResult
     from settlement.engine.params import defaults_of
     from settlement.engine.services import start_run
     from settlement.models import ApprovalStatus
 
-    first = setup["alliance"]
-    second = factories.alliance(county=county)
+    first = setup["alliance"]  # 吴兴区's default: covers every resident without a contract elsewhere
+    first.is_default = True
+    first.save()
+    member = factories.institution(county=county, level=InstitutionLevel.GRASSROOTS)
+    second = factories.alliance(county=county, members=[member])
     elsewhere = factories.alliance(county=other_county)
+    contracted = factories.person(county=county)
+    late = factories.person(county=county)
+    # In force on 1 January at a member of the second alliance: covered by it.
+    factories.contract(contracted, member, datetime.date(2024, 6, 1), verified_on=datetime.date(2024, 6, 2))
+    # First held in March (verified): from then on the second alliance's, for the whole year.
+    factories.contract(late, second.lead_hospital, datetime.date(2025, 3, 1), verified_on=datetime.date(2025, 3, 5))
+    unverified = factories.person(county=county)
+    factories.contract(unverified, member, datetime.date(2024, 1, 1))  # never verified: the default's
+    g1 = first.memberships.exclude(institution=first.lead_hospital).get().institution
+    for serial, who, fund in (("c1", contracted, "111.11"), ("c2", late, "22.22"), ("c3", unverified, "3.33")):
+        OutpatientClaim.objects.create(
+            institution=g1, serial=serial, person=who, visit_date=datetime.date(2025, 2, 1),
+            insurance_type=who.insurance_type, visit_type=VisitType.GENERAL, total_cost=D(fund) + 10,
+            fund_paid=D(fund), personal_paid=D("10"),
+        )
     for obj in (second, elsewhere):
         Budget.objects.create(year=2025, scheme=Scheme.ALLIANCE_BUDGET, unit_code=obj.code, insurance_type="居民",
                               amount=D("1000000.00"))
@@ -153,20 +173,57 @@ def test_two_alliances_of_one_county_share_a_and_the_run_names_them(setup, count
     run = start_run("alliance_budget", 2025, sync=True)
     assert run.status == RunStatus.COMPUTED, run.failure_reason
     results = {r.unit_code: r for r in UnitResult.objects.filter(run=run)}
-    # The formula is the SPEC's: both alliances of 吴兴区 carry the county's whole A, 700.00 + 300.25.
-    assert results[first.code].actual == results[second.code].actual == D("1000.25")
+    # Default alliance: 700.00 + 300.25 (setup's resident, no contract) + 3.33 (unverified) = 1,003.58
+    assert results[first.code].actual == D("1003.58")
+    # Second alliance: its contracted residents, 111.11 + 22.22 = 133.33, though treated at g1.
+    assert results[second.code].actual == D("133.33")
+    # The county's A: every resident's 普通门诊 claim of the year, 700.00 + 300.25 + 111.11 + 22.22 + 3.33.
+    county_a = OutpatientClaim.objects.filter(
+        person__county=county, person__insurance_type="居民", visit_type=VisitType.GENERAL,
+        visit_date__year=2025,
+    ).aggregate(total=Sum("fund_paid"))["total"]
+    assert county_a == D("1136.91")
+    assert results[first.code].actual + results[second.code].actual == county_a
     assert results[elsewhere.code].actual == D("400.00")  # the outsider's claim, insured in 南浔区
+    assert not any("共用" in w for w in run.warnings)
 
-    shared = [w for w in run.warnings if "共用同一个实际支出A" in w]
-    # One line per alliance of 吴兴区, each naming both; 南浔区's single alliance gets none.
-    assert len(shared) == 2
-    for line in shared:
-        assert f"{first.name}（{first.code}）" in line and f"{second.name}（{second.code}）" in line
-        assert "吴兴区的2个医共体" in line and "1000.25元" in line
-        assert elsewhere.code not in line
-    assert not any("共用" in w for w in results[elsewhere.code].warnings)
-    assert any("共用同一个实际支出A" in w for w in results[second.code].warnings)
+    ctx, rule = RunContext("alliance_budget", 2025), get_rule("alliance_budget")
+    first_claims = set(rule.claims_for_unit(ctx, PARAMS, first.code).values_list("pk", flat=True))
+    second_claims = set(rule.claims_for_unit(ctx, PARAMS, second.code).values_list("pk", flat=True))
+    assert not first_claims & second_claims  # no claim counts for both
+    assert len(first_claims) + len(second_claims) == 5
+    # The unit page says how many residents each alliance covers, and how.
+    assert results[second.code].details["覆盖参保居民（签约）"] == "2"
+    assert results[second.code].details["覆盖参保居民（默认归属）"] == "0"
+    assert results[first.code].details["覆盖参保居民（签约）"] == "0"
+    assert results[first.code].details["覆盖参保居民（默认归属）"] == "2"  # setup's resident, unverified
 
+
+def test_a_county_with_two_alliances_and_no_default_stops_the_run(setup, county):
+    factories.alliance(county=county)
+    Assessment.objects.create(year=2025, unit_code=setup["alliance"].code, score=D("90"))
+    with pytest.raises(MissingDefaultAllianceError, match="未指定县区默认医共体.*吴兴区"):
+        get_rule("alliance_budget").gather(RunContext("alliance_budget", 2025), PARAMS)
+
+
+def test_default_flag_is_validated_in_chinese(setup, county):
+    first = setup["alliance"]
+    second = factories.alliance(county=county)
+    # Neither is the default: whichever is saved through a form is refused.
+    with pytest.raises(ValidationError, match="必须将其中一个设为县区默认医共体"):
+        second.full_clean()
+    second.is_default = True
+    second.full_clean()
+    second.save()
+    first.is_default = True
+    with pytest.raises(ValidationError, match="该县区已有默认医共体"):
+        first.full_clean()
+    # The database keeps the rule for every door that skips the form.
+    from django.db import IntegrityError, transaction
+    with pytest.raises(IntegrityError), transaction.atomic():
+        first.save()
+    # Alone in its county an alliance needs no flag.
+    factories.alliance(county=factories.region("330599", "测试县")).full_clean()
 
 def test_missing_assessment_stops_the_run_naming_the_alliance(setup):
     alliance = setup["alliance"]

@@ -88,6 +88,15 @@ def test_settle_then_export_csv_and_xlsx(tmp_path, capsys):
     assert Decimal(str(values[2][5])) == Decimal("-425.00")
     assert sheet.cell(row=2, column=3).number_format == "0.00"
 
+    # The export trail has both command-line exports, two unit rows each (issue 18, finding 8).
+    from alliances.models import ExportRecord
+
+    records = list(ExportRecord.objects.order_by("pk").values_list("user", "channel", "rows", "file_name", "filters"))
+    assert records == [
+        (None, "命令行导出", 2, "o.csv", "年度=2025；方案=capitation；区划=全市；版本=1"),
+        (None, "命令行导出", 2, "o.xlsx", "年度=2025；方案=capitation；区划=全市；版本=1"),
+    ]
+
 
 @pytest.mark.django_db
 def test_settle_reports_a_failed_run(capsys):

@@ -106,12 +106,79 @@ def test_no_import_for_users_without_add_permission(city, client, make_user):
     assert client.get(reverse("admin:contracts_disease_import")).status_code == 403
 
 
-def test_template_has_headers_and_an_example_row(city, client, make_user):
+def test_template_has_headers_only_and_its_example_on_a_notes_sheet(city, client, make_user):
+    """Issue 18 finding 7: the example is never a data row of the sheet the importer reads."""
     client.force_login(make_user("city"))
     response = client.get(reverse("admin:settlement_inpatientcase_import_template"))
-    rows = list(load_workbook(io.BytesIO(response.content)).active.iter_rows(values_only=True))
-    assert list(rows[0]) == RESOURCES["inpatient_cases"].headers
-    assert len(rows) == 2 and rows[1][0] == "ZY2024000001"
+    workbook = load_workbook(io.BytesIO(response.content))
+    assert workbook.sheetnames == ["导入模板", "说明"]
+    rows = list(workbook["导入模板"].iter_rows(values_only=True))
+    assert rows == [tuple(RESOURCES["inpatient_cases"].headers)]
+    notes = list(workbook["说明"].iter_rows(values_only=True))
+    assert "示例仅作填写参考" in notes[0][0] and notes[1] == ("列名", "是否必填", "示例（仅供参考，不会导入）")
+    assert ("病案号*", "必填", "ZY2024000001") in notes
+
+
+def test_the_template_uploaded_back_as_it_is_lands_nothing(city, client, make_user, tmp_path,
+                                                           django_capture_on_commit_callbacks):
+    """Before, row 2 (330502197005170032 张三) landed as a real person through 只导入正确的行."""
+    client.force_login(make_user("city"))
+    path = tmp_path / "persons.xlsx"
+    path.write_bytes(client.get(reverse("admin:contracts_insuredperson_import_template")).content)
+    with open(path, "rb") as upload, django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("admin:contracts_insuredperson_import"), {"file": upload, "land_good_rows": "on"})
+    job = Job.objects.get()
+    status = client.get(reverse("admin:contracts_insuredperson_import_job_status", args=[job.pk])).json()
+    assert status["counts"] == {"rows": 0, "created": 0, "updated": 0, "unchanged": 0, "bad_rows": 0}
+
+
+def test_every_export_and_error_list_download_leaves_a_record_auditors_read(
+        city, client, make_user, tmp_path, django_capture_on_commit_callbacks):
+    """Issue 18 finding 8: who exported which persons' data, when, with which filter, how many rows."""
+    from alliances.models import ExportRecord
+
+    claim(city, "MZ-B1", city.b)
+    claim(city, "MZ-B2", city.b, VisitType.CHRONIC)
+    claim(city, "MZ-C1", city.c)
+    hospital, other, auditor = make_user("hospital", "H33050200002"), make_user("hospital", "H33050300001"), \
+        make_user("auditor")
+    client.force_login(hospital)
+    url = reverse("admin:settlement_outpatientclaim_export")
+    client.get(url, {"_format": "csv", "visit_type__exact": "慢病门诊"})
+    client.get(url, {"_format": "xlsx"})
+    first, second = ExportRecord.objects.order_by("pk")
+    assert (first.user, first.channel, first.resource, first.rows) == (hospital, "后台导出", "outpatient_claims", 1)
+    assert first.filters == "visit_type__exact=慢病门诊" and first.file_name.endswith(".csv")
+    assert (second.rows, second.filters) == (2, "（无筛选）")  # still within the hospital's scope: MZ-B1, MZ-B2
+
+    # The error list of an upload carries the rejected rows in full: its download is recorded too.
+    path = write_xlsx(tmp_path / "claims.xlsx", CLAIM_HEADERS, [
+        ["MZ9", city.p1.id_number, "H33050300001", "2024-01-05", "普通门诊", "", "100", "60", "40", "否"],
+    ])
+    with open(path, "rb") as upload, django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("admin:settlement_outpatientclaim_import"), {"file": upload, "land_good_rows": "on"})
+    job = Job.objects.get()
+    client.get(reverse("admin:settlement_outpatientclaim_import_job_result", args=[job.pk]))
+    download = ExportRecord.objects.latest("pk")
+    assert (download.user, download.channel, download.rows) == (hospital, "错误清单下载", 1)
+    assert f"导入任务#{job.pk}" in download.filters
+
+    changelist = reverse("admin:alliances_exportrecord_changelist")
+    # Others see at most their own records; auditors (and the city bureau) see every one.
+    assert list(client.get(changelist).context["cl"].result_list) == list(ExportRecord.objects.all())
+    client.force_login(other)
+    assert list(client.get(changelist).context["cl"].result_list) == []
+    assert client.get(reverse("admin:alliances_exportrecord_change", args=[first.pk])).status_code == 302
+    client.force_login(auditor)
+    page = client.get(changelist)
+    assert len(page.context["cl"].result_list) == 3 and "后台导出" in page.content.decode()
+    # Read-only through every door of the admin, even for the city bureau.
+    client.force_login(make_user("city"))
+    assert client.get(reverse("admin:alliances_exportrecord_add")).status_code == 403
+    client.post(reverse("admin:alliances_exportrecord_change", args=[first.pk]), {"rows": 0})
+    client.post(reverse("admin:alliances_exportrecord_delete", args=[first.pk]), {"post": "yes"})
+    first.refresh_from_db()
+    assert first.rows == 1
 
 
 def test_export_respects_scope_filters_and_neutralises_formulas(city, client, make_user, tmp_path):

@@ -58,6 +58,33 @@ def test_alliances_and_memberships(city, tmp_path):
     assert (membership.institution, membership.joined_on, membership.left_on) == (city.c, day(2024, 1, 1), None)
 
 
+def test_a_second_alliance_of_a_county_needs_a_default_through_the_import(city, tmp_path):
+    """SPEC §6.4 Coverage: several alliances in a county → exactly one 默认医共体; bad rows land nothing."""
+    headers = ["医共体编码", "医共体名称", "区划代码", "牵头医院编码", "默认医共体"]
+    path = tmp_path / "alliances.xlsx"
+    write_xlsx(path, headers, [["YGT0009", "南浔区医共体", "330503", "H33050300001", ""],
+                               ["YGT0010", "南浔区第二医共体", "330503", "H33050300001", "否"]])
+    result = import_file("alliances", path)
+    assert not result.landed and not Alliance.objects.filter(code__in=["YGT0009", "YGT0010"]).exists()
+    (error,) = result.errors
+    assert (error.row, error.column) == (3, "默认医共体")
+    assert "必须将其中一个设为县区默认医共体" in error.reason and "南浔区医共体（YGT0009）" in error.reason
+
+    write_xlsx(path, headers, [["YGT0009", "南浔区医共体", "330503", "H33050300001", "是"],
+                               ["YGT0010", "南浔区第二医共体", "330503", "H33050300001", "是"]])
+    (error,) = import_file("alliances", path).errors
+    assert error.row == 3 and "该县区已有默认医共体南浔区医共体（YGT0009）" in error.reason
+
+    load(tmp_path, "alliances", headers, [["YGT0009", "南浔区医共体", "330503", "H33050300001", "是"],
+                                          ["YGT0010", "南浔区第二医共体", "330503", "H33050300001", ""]])
+    assert dict(Alliance.objects.filter(county__code="330503").values_list("code", "is_default")) == {
+        "YGT0009": True, "YGT0010": False,
+    }
+    # Re-uploading without the column keeps the stored flag (older files still load).
+    load(tmp_path, "alliances", headers[:4], [["YGT0010", "南浔区第二医共体", "330503", "H33050300001"]])
+    assert Alliance.objects.get(code="YGT0009").is_default
+
+
 def test_persons_birth_and_sex_read_from_the_id(city, tmp_path):
     number = build_resident_id("330503", day(1990, 12, 31), 7, "F")
     load(tmp_path, "persons", ["身份证号", "姓名", "险种", "参保区划代码"], [[number, "王五", "职工", "330503"]])
@@ -152,3 +179,26 @@ def test_budgets_assessments_payments_by_unit_code(city, tmp_path):
     load(tmp_path, "payments", ["年度", "月份", "方案", "单位编码", "拨付金额"], [[2024, 1, "alliance_budget", "YGT0001", "950000"]])
     payment = Payment.objects.get()
     assert (payment.month, payment.amount, payment.source) == (1, D("950000.00"), "导入")
+
+
+def test_no_templates_example_ever_lands(city, tmp_path):
+    """Issue 18 finding 7, for every resource: the example lives on the 说明 sheet, so a template
+    uploaded back as it is has no data row, even when the user asks to land the good rows."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from settlement.imports.export import write_template
+    from settlement.imports.resources import RESOURCES
+
+    for name, spec in RESOURCES.items():
+        path = tmp_path / f"{name}.xlsx"
+        with open(path, "wb") as target:
+            write_template(spec, target)
+        before = spec.model.objects.count()
+        result = import_file(name, path, land_good_rows=True)
+        assert (result.rows, result.bad_rows, result.created, result.updated) == (0, 0, 0, 0), name
+        assert spec.model.objects.count() == before, name
+    out = StringIO()
+    call_command("import_data", "persons", str(tmp_path / "persons.xlsx"), "--land-good-rows", stdout=out)
+    assert out.getvalue().strip() == "参保人：共0行，新增0行，更新0行，未变化0行。"

@@ -75,6 +75,7 @@ def test_load_then_show_names_preset_and_default_values():
 
 
 def test_defaults_preset_loads_every_scheme_and_keeps_an_approved_one(make_user):
+    run("policy", "load", "--preset", "huzhou", "--year", "2025")  # loaded by the system: a city user approves
     run("policy", "load", "--preset", "huzhou", "--year", "2025", "--approve", "--user", make_user("city").username)
     out = run("policy", "load", "--preset", "defaults", "--year", "2025")
     assert "2025 门诊按人头付费（全市）：湖州预设已审批，未覆盖" in out.splitlines()
@@ -99,12 +100,20 @@ def test_load_refusals():
 
 
 def test_load_and_approve_records_the_approver(make_user):
-    city = make_user("city")
+    loader, city = make_user("city"), make_user("city")
+    run("policy", "load", "--preset", "huzhou", "--year", "2025", "--user", loader.username)
+    # Four eyes: the one who loaded the draft cannot approve it, and nothing is approved.
+    message = refused("policy", "load", "--preset", "huzhou", "--year", "2025", "--approve", "--user", loader.username)
+    assert message == ("不能审批支付政策：“2025 门诊按人头付费（全市）：湖州预设”由您本人加载或修改，"
+                       "须由另一位有审批权限的用户审批（四眼原则）")
+    assert capitation_policy().status == ApprovalStatus.DRAFT
+    # A second user approves the same values; loading them again changes nothing, so nothing new to review.
     out = run("policy", "load", "--preset", "huzhou", "--year", "2025", "--approve", "--user", city.username)
     assert out.strip() == "2025 门诊按人头付费（全市）：湖州预设：已加载并审批"
     policy = capitation_policy()
     assert (policy.status, policy.approved_by) == (ApprovalStatus.APPROVED, city)
     assert policy.history.latest().history_user == city
+    assert policy.history.earliest().history_user == loader  # who changed, who approved: both recorded
     header, _ = show("capitation")
     assert header[1].startswith(f"状态：已审批；审批人：{city.username}；审批时间：")
 
@@ -198,6 +207,7 @@ def test_set_refuses_an_unknown_name_listing_the_valid_ones():
 
 
 def test_set_on_an_approved_policy_is_refused(make_user):
+    run("policy", "load", "--preset", "huzhou", "--year", "2025")
     run("policy", "load", "--preset", "huzhou", "--year", "2025", "--approve", "--user", make_user("city").username)
     before = capitation_policy().history.count()
     message = refused("policy", "set", "capitation", "--year", "2025", "retention=0.8")
@@ -269,6 +279,27 @@ def test_approve_policies_and_standards_as_the_named_city_user(make_user):
         "2025年度（全市）没有待审批的支付政策"
     assert run("approve", "special_standards", "--year", "2025", "--user", city.username).strip() == \
         "2025年度（全市）没有待审批的二类门特人头标准"
+
+
+def test_approve_refuses_what_the_approver_changed_all_or_none(make_user):
+    """Four eyes through the command line: the one who last changed a draft cannot approve it."""
+    editor, other = make_user("city"), make_user("city")
+    draft_standards()
+    changed = CapitationStandard.objects.filter(year=2025).order_by("pk").first()
+    changed.amount = D("1250.00")
+    changed._history_user = editor  # as the admin's history middleware records a form's save
+    changed.save()
+    message = refused("approve", "capitation_standards", "--year", "2025", "--user", editor.username)
+    assert message == (f"不能审批人头标准：“{changed}”由您本人最后修改，须由另一位有审批权限的用户审批（四眼原则）")
+    # All or none: the other two drafts of the year were not approved either.
+    assert not CapitationStandard.objects.filter(status=ApprovalStatus.APPROVED).exists()
+    assert "门诊人头标准3项" in run("approve", "capitation_standards", "--year", "2025", "--user", other.username)
+    changed.refresh_from_db()
+    assert (changed.status, changed.approved_by, changed.amount) == (ApprovalStatus.APPROVED, other, D("1250.00"))
+
+    run("policy", "load", "--preset", "huzhou", "--year", "2025", "--user", editor.username)
+    assert "由您本人最后修改" in refused("approve", "policies", "--year", "2025", "--user", editor.username)
+    assert PaymentPolicy.objects.get().status == ApprovalStatus.DRAFT
 
 
 def test_approve_policies_of_one_county_only(make_user):

@@ -1,8 +1,9 @@
 """Alliance "one total" global budget (SPEC §6.4, KF §4–§6).
 
 unit = alliance; B = its alliance_budget Budget rows of the year (职工 + 居民);
-A = 统筹支付 of 普通门诊 claims of resident-insurance persons insured in the alliance's county,
-wherever treated; deposit = deposit_ratio × B, returned in proportion f = min(1, score / full_return_score);
+A = 统筹支付 of 普通门诊 claims of the resident-insurance persons the alliance covers (contracts/coverage.py:
+by verified contract, else the county's default alliance), wherever treated, so that no claim counts
+for two alliances and Σ A over a county's alliances = the county's A; deposit = deposit_ratio × B, returned in proportion f = min(1, score / full_return_score);
 E = B − deposit × (1 − f) (with retention 100% and overspend covered 0%: 结余留用，超支不补);
 unit part = E − A; year-end = E − 已拨付 (monthly prepayments of prepayment_ratio × B / 12).
 """
@@ -10,7 +11,13 @@ import dataclasses
 import datetime
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Q, Sum
+
+from alliances.models import Alliance
+from contracts.coverage import COVERAGE_SQL, coverage_counts, coverage_params, covered_persons
+from contracts.models import InsuranceType
+from settlement.models import VisitType
 
 from ..base import RunContext, SchemeRule, UnitOutcome, q2, register
 
@@ -20,6 +27,42 @@ ZERO = Decimal("0.00")
 
 class MissingAssessmentError(ValueError):
     """An alliance has no assessment score for the year: the deposit cannot be settled."""
+
+
+class MissingDefaultAllianceError(ValueError):
+    """A county has several alliances and none is its default: uncontracted residents belong nowhere."""
+
+
+def actual_by_alliance(year, alliance_ids, by_month=False):
+    """alliance id (→ month) → A: Σ 统筹支付 of the covered residents' 普通门诊 claims of the year,
+    wherever treated; each claim counts for exactly one alliance (SPEC §6.4)."""
+    month = "EXTRACT(MONTH FROM c.visit_date)::int" if by_month else "0"
+    first, last = coverage_params(year)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT cov.alliance_id, {month} AS month, SUM(c.fund_paid)
+                  FROM settlement_outpatientclaim c
+                  JOIN ({COVERAGE_SQL}) cov ON cov.person_id = c.person_id
+                 WHERE c.visit_date BETWEEN %s AND %s AND c.visit_type = %s
+                   AND cov.insurance_type = %s AND cov.alliance_id = ANY(%s::bigint[])
+                 GROUP BY 1, 2""",
+            [first, last, first, last, VisitType.GENERAL, InsuranceType.RESIDENT, list(alliance_ids)],
+        )
+        rows = cursor.fetchall()
+    if by_month:
+        return {(pk, m): total for pk, m, total in rows}
+    return {pk: total for pk, _, total in rows}
+
+
+def counties_without_default(county_ids):
+    """Counties among `county_ids` with several alliances and none flagged default: (name, code)."""
+    from django.db.models import Count
+
+    return list(
+        Alliance.objects.filter(county_id__in=county_ids).values("county__name", "county__code").order_by("county__code")
+        .annotate(n=Count("id"), defaults=Count("id", filter=Q(is_default=True)))
+        .filter(n__gt=1, defaults=0).values_list("county__name", "county__code")
+    )
 
 
 def _param(default, label, low=None, high=None):
@@ -52,6 +95,8 @@ class AllianceBudgetInputs:
     score: Decimal | None
     budget_status: str = ""
     warnings: tuple = ()
+    covered_by_contract: int = 0  # residents attributed by their verified contract (SPEC §6.4)
+    covered_by_default: int = 0  # residents without one, attributed to the county's default alliance
 
     @property
     def budget(self):
@@ -86,20 +131,6 @@ def settle(budget, actual, score, params: AllianceBudgetParams) -> DepositFigure
     return DepositFigures(deposit, fraction, withheld, net, entitled)
 
 
-def shared_actual_warning(county_name, alliances, actual):
-    """SPEC §6.4 fixes A per county, so alliances of one county each carry the whole county's A.
-
-    The formula stays; the warning names them so that nobody adds their A (or their unit parts)
-    up as if the county's spending had been split between them.
-    """
-    names = "、".join(f"{a.name}（{a.code}）" for a in alliances)
-    return (
-        f"{county_name}的{len(alliances)}个医共体共用同一个实际支出A：{names}。"
-        f"A为该县区全部参保居民普通门诊统筹支付（{actual}元），不在医共体之间拆分，"
-        "各医共体的A相同，汇总时不可相加"
-    )
-
-
 @register
 class AllianceBudgetRule(SchemeRule):
     scheme = "alliance_budget"
@@ -120,8 +151,6 @@ class AllianceBudgetRule(SchemeRule):
         return Budget.objects.filter(year=ctx.year, scheme=Scheme.ALLIANCE_BUDGET)
 
     def _alliances(self, ctx: RunContext, codes):
-        from alliances.models import Alliance
-
         alliances = Alliance.objects.filter(code__in=codes).select_related("county")
         if ctx.region_code:
             # A run naming the city itself covers all of it.
@@ -129,8 +158,7 @@ class AllianceBudgetRule(SchemeRule):
         return alliances.order_by("code")
 
     def gather(self, ctx: RunContext, params):
-        from contracts.models import InsuranceType
-        from settlement.models import Assessment, OutpatientClaim, VisitType
+        from settlement.models import Assessment
 
         budget_rows = list(self._budgets(ctx).values("unit_code", "insurance_type").annotate(total=Sum("amount")))
         by_alliance = {}
@@ -138,14 +166,14 @@ class AllianceBudgetRule(SchemeRule):
             kind = row["insurance_type"] or "合计"
             by_alliance.setdefault(row["unit_code"], {})[kind] = row["total"]
         alliances = list(self._alliances(ctx, by_alliance))
-        county_ids = {a.county_id for a in alliances}
-        actual_by_county = dict(
-            OutpatientClaim.objects.filter(
-                visit_date__range=(ctx.first_day, ctx.last_day), visit_type=VisitType.GENERAL,
-                person__insurance_type=InsuranceType.RESIDENT, person__county_id__in=county_ids,
+        unsettled = counties_without_default({a.county_id for a in alliances})
+        if unsettled:
+            raise MissingDefaultAllianceError(
+                "以下县区有多个医共体但未指定县区默认医共体，无法确定未签约居民归属哪个医共体："
+                f"{'、'.join(f'{name}（{code}）' for name, code in unsettled)}。请在医共体中勾选“县区默认医共体”。"
             )
-            .values_list("person__county_id").order_by().annotate(total=Sum("fund_paid"))
-        )
+        actual = actual_by_alliance(ctx.year, [a.pk for a in alliances])
+        covered = coverage_counts(ctx.year, [a.pk for a in alliances], InsuranceType.RESIDENT)
         scores = dict(
             Assessment.objects.filter(year=ctx.year, unit_code__in=[a.code for a in alliances])
             .values_list("unit_code", "score")
@@ -157,20 +185,15 @@ class AllianceBudgetRule(SchemeRule):
                 f"{ctx.year}年度以下医共体缺少考核得分，无法进行总额付费清算：{'、'.join(missing)}。"
                 "请先录入或计算考核结果。"
             )
-        per_county = {}
-        for a in alliances:
-            per_county.setdefault(a.county_id, []).append(a)
         inputs = {}
         for a in alliances:
-            actual = q2(actual_by_county.get(a.county_id) or ZERO)
             warnings = []
-            if len(per_county[a.county_id]) > 1:
-                warnings.append(shared_actual_warning(a.county.name, per_county[a.county_id], actual))
             if a.budget_status not in ("已批准", "已退出"):
                 warnings.append(f"{a.name}总额付费状态为“{a.get_budget_status_display()}”，尚未获批")
             inputs[a.code] = AllianceBudgetInputs(
                 unit_code=a.code, unit_name=a.name, county_code=a.county.code, budget_by_type=by_alliance[a.code],
-                actual=actual, score=scores[a.code],
+                actual=q2(actual.get(a.pk) or ZERO), score=scores[a.code],
+                covered_by_contract=covered[a.pk][0], covered_by_default=covered[a.pk][1],
                 budget_status=a.budget_status, warnings=tuple(warnings),
             )
         return inputs
@@ -189,6 +212,8 @@ class AllianceBudgetRule(SchemeRule):
             paid=paid,
             details={
                 "参保县区": inputs.county_code,
+                "覆盖参保居民（签约）": str(inputs.covered_by_contract),
+                "覆盖参保居民（默认归属）": str(inputs.covered_by_default),
                 **{f"{kind}预算": str(amount) for kind, amount in sorted(inputs.budget_by_type.items())},
                 "质量保证金": str(figures.deposit),
                 "考核得分": str(inputs.score),
@@ -200,17 +225,15 @@ class AllianceBudgetRule(SchemeRule):
         )
 
     def claims_for_unit(self, ctx: RunContext, params, unit_code):
-        """The claims behind A: residents of the alliance's county, 普通门诊, wherever treated."""
-        from alliances.models import Alliance
-        from contracts.models import InsuranceType
-        from settlement.models import OutpatientClaim, VisitType
+        """The claims behind A: 普通门诊 of the residents the alliance covers, wherever treated."""
+        from settlement.models import OutpatientClaim
 
-        county_id = Alliance.objects.filter(code=unit_code).values_list("county_id", flat=True).first()
-        if county_id is None:
+        alliance_id = Alliance.objects.filter(code=unit_code).values_list("pk", flat=True).first()
+        if alliance_id is None:
             return None
         return OutpatientClaim.objects.filter(
             visit_date__range=(ctx.first_day, ctx.last_day), visit_type=VisitType.GENERAL,
-            person__insurance_type=InsuranceType.RESIDENT, person__county_id=county_id,
+            person_id__in=covered_persons(ctx.year, alliance_id, InsuranceType.RESIDENT),
         )
 
     def prepayment(self, ctx: RunContext, params, month):

@@ -195,6 +195,10 @@ class JobAdmin(ScopedAdmin):
         # A job is the worker's record: read, never edited, so its page offers no 保存.
         return obj is None and super().has_change_permission(request)
 
+    def has_delete_permission(self, request, obj=None):
+        # Nor deleted: it is the record of who imported or computed what, and when (issue 12).
+        return False
+
 
 from .engine import admin as engine_admin  # noqa: E402,F401  (policies, settlement runs, unit results)
 from .benefits import admin as benefits_admin  # noqa: E402,F401  (benefit tables, referrals, 待遇测算核对)

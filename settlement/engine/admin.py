@@ -9,7 +9,7 @@ from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
@@ -18,7 +18,7 @@ from alliances.formatting import money_column
 from alliances.models import Region
 from alliances.scope import Role, restrict, scope_for
 from alliances.scoped_admin import ScopedAdmin
-from settlement.models import ApprovalStatus, CapitationStandard, Scheme, SpecialStandard
+from settlement.models import ApprovalStatus, CapitationStandard, OutpatientClaim, Scheme, SpecialStandard
 
 from settlement.approval import Refused, revise
 
@@ -247,12 +247,9 @@ def run_actions(run, user):
         actions.append(("compute", label, reverse("admin:settlement_settlementrun_act", args=[run.pk, "compute"]), "post"))
     if computes and run.status in (RunStatus.COMPUTING, RunStatus.FAILED):
         actions.append(("resume", "继续计算", reverse("admin:settlement_settlementrun_act", args=[run.pk, "resume"]), "post"))
-    if run.status == RunStatus.COMPUTED and may({Role.CITY}, "审核结算"):
-        try:
-            # Built on another branch (four-eyes confirmation page); until it is there, no button.
-            actions.append(("approve", "审核", reverse("admin:settlement_settlementrun_approve", args=[run.pk]), "get"))
-        except NoReverseMatch:
-            pass
+    # Four eyes: whoever started the computation is not offered the approval (services.approve_run refuses it).
+    if run.status == RunStatus.COMPUTED and may({Role.CITY}, "审核结算") and run.created_by_id != user.pk:
+        actions.append(("approve", "审核", reverse("admin:settlement_settlementrun_approve", args=[run.pk]), "get"))
     if run.status == RunStatus.APPROVED and may({Role.CITY}, "确认拨付"):
         actions.append(("pay", "确认已拨付", reverse("admin:settlement_settlementrun_act", args=[run.pk, "pay"]), "post"))
     if run.status in (RunStatus.COMPUTED, RunStatus.APPROVED, RunStatus.PAID):

@@ -78,8 +78,13 @@ def test_run_page_buttons_follow_state_and_role(client, make_user, settled):
     city = page(client, make_user("city"), url)
     assert "run-action-compute" in city and "run-action-export" in city and "run-action-print" in city
     assert "run-action-pay" not in city  # computed, not approved yet
-    # The 审核 confirmation page lives on another branch: without its URL there is no button.
-    assert "run-action-approve" not in city
+    # 审核 leads to the confirmation page, for a second person only (four eyes).
+    approve_url = reverse("admin:settlement_settlementrun_approve", args=[run.pk])
+    assert "run-action-approve" in city and approve_url in city
+    computer = make_user("city")
+    SettlementRun.objects.filter(pk=run.pk).update(created_by=computer)
+    assert "run-action-approve" not in page(client, computer, url)
+    assert "run-action-approve" in page(client, make_user("city"), url)
     for reader in (make_user("auditor"), make_user("hospital", a.lead_hospital.code)):
         html = page(client, reader, url)
         assert "run-action-export" in html and "run-action-print" in html
@@ -184,3 +189,12 @@ def test_an_error_reason_names_its_column_once():
     assert str(error) == "第3行（值：330502197005170031）：身份证号校验位错误，请核对号码"
     other = RowError(4, "险种", "农民", "应为职工或居民")
     assert _error_text(other) == "“险种”应为职工或居民"
+
+
+def test_a_job_is_a_record_no_one_deletes(client, make_user, settled):
+    *_, run = settled
+    client.force_login(make_user("city"))
+    page_html = client.get(reverse("admin:settlement_job_change", args=[run.job_id])).content.decode()
+    assert "deletelink" not in page_html
+    assert client.post(reverse("admin:settlement_job_delete", args=[run.job_id]), {"post": "yes"}).status_code == 403
+    assert Job.objects.filter(pk=run.job_id).exists()

@@ -35,6 +35,10 @@ class Scheme(models.TextChoices):
     DISEASE = "disease", "按病种付费"
 
 
+# A policy row holds a payment scheme's parameters, or the audit rules' (SPEC §9, scheme `audit`).
+POLICY_SCHEMES = [*Scheme.choices, ("audit", "智能审核规则")]
+
+
 class VisitType(models.TextChoices):
     GENERAL = "普通门诊", "普通门诊"
     CHRONIC = "慢病门诊", "慢病门诊"
@@ -469,6 +473,7 @@ class JobKind(models.TextChoices):
     PREPAYMENT = "prepayment", "月度预拨"
     EXPORT = "export", "数据导出"
     REPORT = "report", "报表"
+    AUDIT = "audit", "智能审核"
 
 
 class JobStatus(models.TextChoices):
@@ -548,3 +553,4 @@ class Job(ScopedModel, models.Model):
 
 
 from .engine.models import *  # noqa: E402,F401,F403  (policies, runs and results of the settlement engine)
+from .audit.models import *  # noqa: E402,F401,F403  (audit findings and their review, SPEC §9)

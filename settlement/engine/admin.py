@@ -20,7 +20,7 @@ from settlement.models import ApprovalStatus, CapitationStandard, OutpatientClai
 from settlement.approval import Refused, revise
 
 from . import services
-from .base import RunContext, SchemeRule, get_rule
+from .base import RunContext, SchemeRule, get_rule, params_class_of
 from .export import export_bytes
 from .models import PaymentPolicy, RunStatus, SettlementRun, UnitResult
 from .params import field_label, from_json
@@ -111,7 +111,7 @@ class PaymentPolicyAdmin(ScopedAdmin):
         import dataclasses
 
         rows = []
-        for field in dataclasses.fields(get_rule(obj.scheme).params_class):
+        for field in dataclasses.fields(params_class_of(obj.scheme)):
             meta = field.metadata
             bounds = []
             if meta.get("min") is not None:

@@ -145,6 +145,26 @@ def get_rule(scheme: str) -> SchemeRule:
         raise KeyError(f"未知的支付方案“{scheme}”") from None
 
 
+# Policies whose parameters are not a payment scheme's (the audit rules, SPEC §9): the kind's
+# package registers its params_class here, so PaymentPolicy validates and describes them alike.
+_POLICY_KINDS: dict[str, type] = {}
+
+
+def register_policy_kind(name: str, params_class: type):
+    _POLICY_KINDS[name] = params_class
+
+
+def params_class_of(scheme: str) -> type:
+    """The params_class of a payment scheme or of another policy kind; KeyError in Chinese if neither."""
+    if scheme in _POLICY_KINDS:
+        return _POLICY_KINDS[scheme]
+    return get_rule(scheme).params_class
+
+
+def policy_kinds():
+    return dict(_POLICY_KINDS)
+
+
 def registered_schemes():
     from . import schemes  # noqa: F401
 

@@ -11,7 +11,7 @@ from simple_history.models import HistoricalRecords
 from alliances.models import Region
 from alliances.scope import CITY_OWNED, OUT_OF_WRITE_SCOPE, ScopedModel
 from settlement.approval import Guarded
-from settlement.models import ApprovalStatus, Job, Scheme, UnitScoped, money
+from settlement.models import POLICY_SCHEMES, ApprovalStatus, Job, Scheme, UnitScoped, money
 
 __all__ = ["PaymentPolicy", "RunStatus", "SettlementRun", "RunUnit", "UnitResult"]
 
@@ -37,7 +37,7 @@ def signed_money(verbose_name, **kwargs):
 class PaymentPolicy(ScopedModel, Guarded, models.Model):
     """支付政策: one scheme's parameters for a year, city-wide or for one county."""
 
-    scheme = models.CharField("方案", max_length=20, choices=Scheme.choices)
+    scheme = models.CharField("方案", max_length=20, choices=POLICY_SCHEMES)
     year = models.PositiveSmallIntegerField("年度")
     region = models.ForeignKey(
         Region, verbose_name="县区", null=True, blank=True, on_delete=models.PROTECT, related_name="payment_policies",
@@ -89,16 +89,16 @@ class PaymentPolicy(ScopedModel, Guarded, models.Model):
         return Q()
 
     def typed_parameters(self):
-        from .base import get_rule
+        from .base import params_class_of
         from .params import from_json
 
-        return from_json(get_rule(self.scheme).params_class, self.parameters)
+        return from_json(params_class_of(self.scheme), self.parameters)
 
     def clean(self):
-        from .base import get_rule
+        from .base import params_class_of
 
         try:
-            get_rule(self.scheme)
+            params_class_of(self.scheme)
         except KeyError as exc:
             raise ValidationError({"scheme": str(exc.args[0])}) from None
         try:

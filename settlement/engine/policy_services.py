@@ -25,14 +25,14 @@ from django.utils import timezone
 
 from alliances.scope import write_refusal
 from settlement.approval import LockedError, Refused, approve_drafts, require_approver
-from settlement.models import ApprovalStatus, CapitationStandard, Scheme, SpecialStandard
+from settlement.models import POLICY_SCHEMES, ApprovalStatus, CapitationStandard, Scheme, SpecialStandard
 
-from .base import get_rule
+from .base import params_class_of, policy_kinds
 from .codec import to_json_safe
 from .models import PaymentPolicy
 from .params import defaults_of, field_label, from_json, to_json
 from .presets import CITY_BY_LABEL, PRESET_REASON_PREFIX, PRESETS, PresetError, approve_policy, load_preset
-from .services import check_region, check_scheme, check_year
+from .services import SettlementError, check_region, check_scheme, check_year
 from .standards import approve_capitation_standards
 
 SOURCE_PRESET = "预设"
@@ -69,16 +69,26 @@ def find_user(username):
 
 
 def scheme_label(scheme):
-    return dict(Scheme.choices).get(scheme, scheme)
+    return dict(POLICY_SCHEMES).get(scheme, scheme)
 
 
 def where_label(region):
     return region.name if region is not None else "全市"
 
 
+def check_policy_scheme(scheme):
+    """The params_class of a payment scheme or of another policy kind (`audit`), else refused."""
+    if scheme in policy_kinds():
+        return params_class_of(scheme)
+    try:
+        return check_scheme(scheme).params_class
+    except SettlementError as exc:
+        raise Refused(f"{exc}、{'、'.join(policy_kinds())}") from None
+
+
 def find_policy(scheme, year, region_code=None):
     """The policy of exactly (scheme, year, region); a missing one is refused with what to do."""
-    check_scheme(scheme)
+    check_policy_scheme(scheme)
     year = check_year(year)
     region = check_region(region_code)
     policy = PaymentPolicy.objects.filter(scheme=scheme, year=year, region=region).select_related(
@@ -174,10 +184,9 @@ def set_parameters(scheme, year, region_code, assignments, user=None, reason=Non
     validated (bounds, choices, types, the scheme's own combination checks) before anything is
     saved; an approved policy is immutable and refused. The history row carries `reason`.
     """
-    rule = check_scheme(scheme)
+    params_class = check_policy_scheme(scheme)
     year = check_year(year)
     region = check_region(region_code)
-    params_class = rule.params_class
     changes = parse_assignments(params_class, assignments)
     with transaction.atomic():
         # Ordered by key: the model's default ordering joins the (nullable) region, which FOR UPDATE refuses.
@@ -306,7 +315,7 @@ def _preset_of(policy, records):
 
 def describe(policy):
     """Every parameter of the policy's scheme, in schema order, with its value and provenance."""
-    params_class = get_rule(policy.scheme).params_class
+    params_class = params_class_of(policy.scheme)
     fields = _fields(params_class)
     records = list(policy.history.select_related("history_user").order_by("history_date", "history_id"))
     preset_key, start = _preset_of(policy, records)

@@ -29,6 +29,7 @@ _ROLE_PERMISSIONS = {
             "familydoctorservice", "alliancebudgetplan", "citylevelbudgetitem",
             "paymentpolicy", "settlementrun",  # the settlement engine: county runs its own settlements
             "casereview", "diseaseexitrequest",  # decides its county's inpatient requests
+            "finding",  # decides its county's audit findings (SPEC §9)
         ],
         "delete": [],
     },
@@ -53,6 +54,7 @@ _ROLE_PERMISSIONS = {
             "memberallocation", "kpitarget",
             "paymentpolicy", "settlementrun", "unitresult",  # own statements (settlement engine)
             "casereview", "diseaseexitrequest",
+            "finding", "findingstep",  # its own audit findings and their review
         ],
         "add": [
             "insuredperson", "diseaseregistration", "familydoctorteam", "contract", "outpatientclaim",
@@ -62,6 +64,7 @@ _ROLE_PERMISSIONS = {
         "change": [
             "diseaseregistration", "familydoctorteam", "contract", "outpatientclaim", "inpatientcase",
             "familydoctorservice", "specialdesignation", "budgetapplication",
+            "finding",  # appeals its own findings (SPEC §9)
         ],
         "delete": [],
     },

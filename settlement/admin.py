@@ -133,3 +133,4 @@ class JobAdmin(ScopedAdmin):
 
 
 from .engine import admin as engine_admin  # noqa: E402,F401  (policies, settlement runs, unit results)
+from .audit import admin as audit_admin  # noqa: E402,F401  (audit findings and their review, SPEC §9)

@@ -7,15 +7,18 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from alliances.models import Region
 from alliances.scope import Role, restrict, scope_for
 from alliances.scoped_admin import ScopedAdmin
+from settlement.engine.case_requests import ReviewKind
 from settlement.models import InpatientCase, OutpatientClaim
 
 from . import services
 from .models import Finding, FindingStatus, FindingStep
 from .rules import registered_rules
+from .rules.inpatient import HighMultipleCase
 
 REASON = forms.CharField(label="理由", widget=forms.Textarea(attrs={"rows": 4}), max_length=2000)
 
@@ -102,6 +105,10 @@ class FindingAdmin(ScopedAdmin):
         out = []
         if scope_for(request.user).role == Role.HOSPITAL and obj.status == FindingStatus.OPEN:
             out.append(("申诉", reverse("admin:settlement_finding_appeal", args=[obj.pk])))
+        if obj.rule == HighMultipleCase.code and obj.case_id and request.user.has_perm("settlement.add_casereview"):
+            # HIC01 is a 特病单议 candidate: offer the request, prefilled with the case and the evidence.
+            query = urlencode({"case": obj.case_id, "kind": ReviewKind.SPECIAL_CASE, "reason": f"高倍率病例：{obj.evidence}"})
+            out.append(("申请特病单议", f"{reverse('admin:settlement_casereview_add')}?{query}"))
         if self._may_decide(request) and obj.status in (FindingStatus.OPEN, FindingStatus.APPEALED):
             out.append(("认定", reverse("admin:settlement_finding_decide", args=[obj.pk])))
         return out

@@ -143,3 +143,14 @@ def test_bulk_review_and_run_page(data, client, make_user, django_capture_on_com
     job = Job.objects.get(kind="audit")
     assert run.status_code == 302 and run.url == reverse("admin:settlement_job_change", args=[job.pk])
     assert job.status == "succeeded" and job.percent == 100
+
+
+def test_high_multiple_case_offers_a_prefilled_special_case_request(data, client, make_user):
+    run_audit(2025, ["HIC01"])
+    finding = Finding.objects.get()
+    client.force_login(make_user("hospital", data["here"].code))
+    page = client.get(reverse("admin:settlement_finding_change", args=[finding.pk])).content.decode()
+    assert "申请特病单议" in page
+    add = reverse("admin:settlement_casereview_add")
+    form = client.get(f"{add}?case={finding.case_id}&kind=special&reason=x")
+    assert form.status_code == 200 and "BA-HIGH" in form.content.decode()

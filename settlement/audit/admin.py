@@ -18,6 +18,7 @@ from settlement.models import InpatientCase, OutpatientClaim
 from . import services
 from .models import Finding, FindingStatus, FindingStep
 from .rules import registered_rules
+from .selectors import counts_by_rule_and_institution
 from .rules.inpatient import HighMultipleCase
 
 REASON = forms.CharField(label="理由", widget=forms.Textarea(attrs={"rows": 4}), max_length=2000)
@@ -74,6 +75,7 @@ class FindingAdmin(ScopedAdmin):
     inlines = [FindingStepInline]
     actions = ["confirm_selected", "dismiss_selected"]
     change_form_template = "settlement/admin/finding_change_form.html"
+    change_list_template = "settlement/admin/finding_change_list.html"
 
     def has_add_permission(self, request):
         return False
@@ -224,4 +226,9 @@ class FindingAdmin(ScopedAdmin):
         extra_context = dict(extra_context or {})
         if self._may_decide(request):
             extra_context["portal_extra_links"] = [("运行智能审核", reverse("admin:settlement_finding_run"))]
-        return super().changelist_view(request, extra_context)
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            # Counts per rule and institution of what the filters select, within the user's scope.
+            response.context_data["audit_counts"] = counts_by_rule_and_institution(changelist.queryset)
+        return response

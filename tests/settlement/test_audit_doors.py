@@ -154,3 +154,13 @@ def test_high_multiple_case_offers_a_prefilled_special_case_request(data, client
     add = reverse("admin:settlement_casereview_add")
     form = client.get(f"{add}?case={finding.case_id}&kind=special&reason=x")
     assert form.status_code == 200 and "BA-HIGH" in form.content.decode()
+
+
+def test_changelist_counts_per_rule_and_institution_in_scope(data, client, make_user):
+    run_audit(2025)
+    client.force_login(make_user("county", data["here"].county.code))
+    page = client.get(reverse("admin:settlement_finding_changelist") + "?rule=DUP01").content.decode()
+    table = page.split('id="audit-counts"')[1].split("</table>")[0]
+    # One duplicate in this county (the other county's is out of scope): 1 finding, 120.00 − 20.00 = 100.00.
+    assert f"<td>DUP01</td><td>重复结算</td><td>{data['here'].code}</td><td>1</td><td>100.00</td>" in table
+    assert data["there"].code not in table and "HIC01" not in table

@@ -4,6 +4,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
 
 from alliances.models import InstitutionLevel
 from alliances.scope import restrict
@@ -208,3 +209,13 @@ def test_policy_parameters_are_bounded_in_chinese():
     policy = PaymentPolicy(scheme="audit", year=2025, name="错", parameters={"split_days": -1})
     with pytest.raises(ValidationError, match="不能小于0"):
         policy.clean()
+
+
+def test_audit_policy_through_policy_set_and_show(db, capsys):
+    call_command("policy", "set", "audit", "--year", "2025", "monthly_visit_limit=8")
+    policy = PaymentPolicy.objects.get(scheme="audit", year=2025)
+    assert policy.parameters["monthly_visit_limit"] == 8 and policy.parameters["split_days"] == 15
+    call_command("policy", "show", "audit", "--year", "2025")
+    assert "超频就诊：每月同一机构就诊次数上限（FRQ01）" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="不能大于90"):
+        call_command("policy", "set", "audit", "--year", "2025", "split_days=91")

@@ -30,6 +30,7 @@ _ROLE_PERMISSIONS = {
             "paymentpolicy", "benefitrule", "referral", "relocation",
             "settlementrun",  # the settlement engine: county runs its own settlements
             "casereview", "diseaseexitrequest",  # decides its county's inpatient requests
+            "finding",  # decides its county's audit findings (SPEC §9)
         ],
         "delete": [],
     },
@@ -56,6 +57,7 @@ _ROLE_PERMISSIONS = {
             "simulation", "simulationunit",  # the bureau's 政策模拟, own units only
             "casereview", "diseaseexitrequest",
             "benefittable", "benefitrule", "referral", "benefitfigure",  # §6.8: own referrals and figures
+            "finding", "findingstep",  # its own audit findings and their review
         ],
         "add": [
             "referral",  # the referrals it sent or received
@@ -66,6 +68,7 @@ _ROLE_PERMISSIONS = {
         "change": [
             "diseaseregistration", "familydoctorteam", "contract", "outpatientclaim", "inpatientcase",
             "familydoctorservice", "specialdesignation", "budgetapplication", "referral",
+            "finding",  # appeals its own findings (SPEC §9)
         ],
         "delete": [],
     },

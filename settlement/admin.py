@@ -202,3 +202,4 @@ class JobAdmin(ScopedAdmin):
 
 from .engine import admin as engine_admin  # noqa: E402,F401  (policies, settlement runs, unit results)
 from .benefits import admin as benefits_admin  # noqa: E402,F401  (benefit tables, referrals, 待遇测算核对)
+from .audit import admin as audit_admin  # noqa: E402,F401  (audit findings and their review, SPEC §9)

@@ -35,6 +35,7 @@ class Scheme(models.TextChoices):
     DISEASE = "disease", "按病种付费"
     # Not a payment scheme: the benefit engine's modifiers (SPEC §6.8) are a policy like the schemes'.
     BENEFITS = "benefits", "待遇政策（分级诊疗）"
+    AUDIT = "audit", "智能审核规则"
 
 
 class VisitType(models.TextChoices):
@@ -500,6 +501,7 @@ class JobKind(models.TextChoices):
     REPORT = "report", "报表"
     BENEFITS = "benefits", "待遇测算"
     SIMULATION = "simulation", "政策模拟"
+    AUDIT = "audit", "智能审核"
 
 
 class JobStatus(models.TextChoices):
@@ -580,3 +582,4 @@ class Job(ScopedModel, models.Model):
 
 from .engine.models import *  # noqa: E402,F401,F403  (policies, runs and results of the settlement engine)
 from .benefits.models import *  # noqa: E402,F401,F403  (benefit tables, referrals, relocations, 应付统筹)
+from .audit.models import *  # noqa: E402,F401,F403  (audit findings and their review, SPEC §9)

@@ -175,10 +175,9 @@ def set_parameters(scheme, year, region_code, assignments, user=None, reason=Non
     validated (bounds, choices, types, the scheme's own combination checks) before anything is
     saved; an approved policy is immutable and refused. The history row carries `reason`.
     """
-    rule = check_scheme(scheme, settling=False)
+    params_class = check_scheme(scheme, settling=False).params_class
     year = check_year(year)
     region = check_region(region_code)
-    params_class = rule.params_class
     changes = parse_assignments(params_class, assignments)
     with transaction.atomic():
         # Ordered by key: the model's default ordering joins the (nullable) region, which FOR UPDATE refuses.

@@ -731,7 +731,7 @@ _SCHEME_BY_LABEL = {label: value for value, label in Scheme.choices}
 
 
 # `benefits` names the benefit engine's policy, not a payment scheme: no budget or payment is under it.
-_PAYMENT_SCHEMES = [value for value in Scheme.values if value != Scheme.BENEFITS]
+_PAYMENT_SCHEMES = [value for value in Scheme.values if value not in (Scheme.BENEFITS, Scheme.AUDIT)]
 
 
 def scheme(value):

@@ -84,6 +84,7 @@ def test_defaults_preset_loads_every_scheme_and_keeps_an_approved_one(make_user)
         "capitation": "湖州预设", "special_outpatient": "默认参数预设", "family_doctor": "默认参数预设",
         "alliance_budget": "默认参数预设", "drg": "默认参数预设", "bed_day": "默认参数预设", "disease": "默认参数预设",
         "benefits": "默认参数预设",  # the benefit engine's modifiers (SPEC §6.8): a policy that settles nothing
+        "audit": "默认参数预设",  # the audit rules' thresholds (SPEC §9): neither does this one
     }
     _, rows = show("drg")
     assert rows["readmission_days"] == ("同病组再入院天数", "10", "默认")
@@ -373,10 +374,11 @@ def test_readme_year_end_runs_from_an_empty_database(tmp_path, monkeypatch):
     assert {words[1] for words in commands if words[0] == "import_data"} == set(data)
     assert settled == {"capitation", "special_outpatient", "family_doctor", "alliance_budget", "drg", "bed_day",
                        "disease"}
-    # Every scheme's policy of the year (and the benefit engine's) is approved, by the README's city user.
+    # Every scheme's policy of the year (and the benefit engine's and the audit rules') is approved, by the
+    # README's city user.
     user = commands[names.index("create_user")][1]
     policies = PaymentPolicy.objects.filter(year=2025)
-    assert policies.count() == 8
+    assert policies.count() == 9
     assert set(policies.values_list("status", "approved_by__username")) == {(ApprovalStatus.APPROVED, user)}
     assert capitation_policy().name == "湖州预设"
     assert set(CapitationStandard.objects.values_list("status", "approved_by__username")) == \

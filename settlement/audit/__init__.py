@@ -1,0 +1,1 @@
+"""Supervision (SPEC §9): audit-rule plug-ins, findings, review."""

@@ -1,0 +1,111 @@
+"""Audit findings (疑点) and the steps of their review (SPEC §9).
+
+Imported at the end of settlement/models.py so that Django registers them in the `settlement` app.
+A finding's key is (year, rule, subject): a re-run updates the same row and keeps its review state.
+"""
+from django.conf import settings
+from django.db import models
+
+from alliances.models import Institution, Region
+from alliances.scope import ScopedModel
+from contracts.models import Contract, InsuredPerson
+from settlement.models import InpatientCase, OutpatientClaim
+
+__all__ = ["Severity", "FindingStatus", "Finding", "FindingStep"]
+
+
+class Severity(models.TextChoices):
+    VIOLATION = "违规", "违规"
+    SUSPECT = "可疑", "可疑"
+    NOTICE = "提示", "提示"
+
+
+class FindingStatus(models.TextChoices):
+    OPEN = "待核查", "待核查"
+    APPEALED = "申诉", "申诉"
+    CONFIRMED = "已确认违规", "已确认违规"
+    DISMISSED = "已排除", "已排除"
+    EXPIRED = "已失效", "已失效"
+
+
+DECIDED = (FindingStatus.CONFIRMED, FindingStatus.DISMISSED)
+
+
+class Finding(ScopedModel, models.Model):
+    year = models.PositiveSmallIntegerField("年度")
+    rule = models.CharField("规则编码", max_length=10)
+    rule_name = models.CharField("规则名称", max_length=40)
+    subject = models.CharField("疑点对象", max_length=80, help_text="同一年度同一规则内唯一，重复审核时据此识别同一疑点")
+    severity = models.CharField("严重程度", max_length=2, choices=Severity.choices)
+    # The county the finding belongs to: its institution's, or the person's county of insurance for a
+    # person-level signal across institutions (FRQ02), so bureaus see it even without an institution.
+    region = models.ForeignKey(Region, verbose_name="县区", on_delete=models.PROTECT, related_name="+")
+    institution = models.ForeignKey(
+        Institution, verbose_name="机构", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+    )
+    person = models.ForeignKey(
+        InsuredPerson, verbose_name="参保人", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+    )
+    claim = models.ForeignKey(
+        OutpatientClaim, verbose_name="门诊结算记录", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+    )
+    case = models.ForeignKey(
+        InpatientCase, verbose_name="住院病例", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+    )
+    contract = models.ForeignKey(
+        Contract, verbose_name="家庭医生签约", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+    )
+    amount = models.DecimalField("涉及金额", max_digits=16, decimal_places=2)
+    evidence = models.TextField("依据")
+    # The ids behind the evidence (other claims or cases, figures), for the finding's page.
+    evidence_data = models.JSONField("依据数据", default=dict, blank=True)
+    status = models.CharField("状态", max_length=5, choices=FindingStatus.choices, default=FindingStatus.OPEN)
+    found_at = models.DateTimeField("首次发现", auto_now_add=True)
+    seen_at = models.DateTimeField("最近一次审核发现")
+
+    scope_region = "region"
+    scope_institution = "institution"
+
+    class Meta:
+        verbose_name = "审核疑点"
+        verbose_name_plural = verbose_name
+        ordering = ["-year", "rule", "subject"]
+        constraints = [models.UniqueConstraint(fields=["year", "rule", "subject"], name="finding_key")]
+        indexes = [
+            models.Index(fields=["year", "rule", "region"]),
+            models.Index(fields=["institution", "year"]),
+        ]
+
+    def __str__(self):
+        return f"{self.year} {self.rule} {self.rule_name}：{self.subject}"
+
+    @property
+    def document_serial(self):
+        """结算流水号 or 病案号; empty for a finding on an institution, person or contract."""
+        if self.claim_id:
+            return self.claim.serial
+        if self.case_id:
+            return self.case.serial
+        return ""
+
+
+class FindingStep(models.Model):
+    """One step of a finding's review: who moved it from which state to which, when and why."""
+
+    finding = models.ForeignKey(Finding, verbose_name="疑点", on_delete=models.CASCADE, related_name="steps")
+    from_status = models.CharField("原状态", max_length=5, choices=FindingStatus.choices)
+    to_status = models.CharField("新状态", max_length=5, choices=FindingStatus.choices)
+    reason = models.TextField("理由", blank=True)
+    attachment = models.FileField("附件", upload_to="appeals/%Y/%m/", blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name="操作人", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+    )
+    at = models.DateTimeField("时间", auto_now_add=True)
+
+    class Meta:
+        verbose_name = "疑点核查记录"
+        verbose_name_plural = verbose_name
+        ordering = ["finding", "at", "pk"]
+
+    def __str__(self):
+        return f"{self.from_status} → {self.to_status}"

@@ -1,4 +1,4 @@
-"""The 模拟 links on a settlement run's page (templates/admin/settlement/settlementrun/change_form.html)."""
+"""The 模拟 links on a settlement run's page (templates/settlement/admin/run_change_form.html)."""
 from django import template
 from django.urls import reverse
 from django.utils.html import format_html

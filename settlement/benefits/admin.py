@@ -14,7 +14,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from alliances.scoped_admin import ScopedAdmin
-from settlement.approval import Refused
+from settlement.approval import Refused, last_changed_by
+from settlement.engine.admin_approval import confirmation, confirmed, row_item
 from settlement.engine.services import SettlementError
 from settlement.models import InpatientCase, OutpatientClaim
 
@@ -75,6 +76,15 @@ class BenefitTableAdmin(ScopedAdmin):
 
     @admin.action(description="审批所选待遇政策表", permissions=["approve"])
     def approve_selected(self, request, queryset):
+        # Four eyes (issue 18): a confirmation page with what is being locked; the second person is the service's rule.
+        if not confirmed(request):
+            items = []
+            for table in queryset.order_by("year"):
+                item = row_item(table, last_changed_by(BenefitTable, [table.pk]))
+                item["lines"] += [("规则条数", BenefitRule.objects.filter(year=table.year).count()), ("政策符合性检查", self.check_summary(table))]
+                items.append(item)
+            return confirmation(self, request, "确认审批待遇政策表", items,
+                                action="approve_selected", selected=queryset.values_list("pk", flat=True))
         self._each(request, queryset, lambda t: services.approve_table(t.year, request.user), "已审批{}张待遇政策表")
 
     @admin.action(description="为所选已审批待遇政策表建立新版本（修订草稿）", permissions=["approve"])

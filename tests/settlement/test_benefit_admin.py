@@ -135,8 +135,13 @@ def test_table_page_shows_checks_and_approval_refuses_by_clause(client, make_use
     page = client.get(reverse("admin:settlement_benefittable_change", args=[table.pk])).content.decode()
     assert "✘ 不符合 居民住院基层报销比例高于其他各级医疗机构不少于10个百分点" in page
     assert "✔ 符合 居民基层门诊不设起付标准" in page
-    response = client.post(reverse("admin:settlement_benefittable_changelist"),
-                           {"action": "approve_selected", "_selected_action": [table.pk]}, follow=True)
+    changelist = reverse("admin:settlement_benefittable_changelist")
+    ask = {"action": "approve_selected", "_selected_action": [table.pk]}
+    # First a confirmation page with what would be locked (four eyes, issue 18); nothing approved yet.
+    confirm = client.post(changelist, ask).content.decode()
+    assert "确认审批待遇政策表" in confirm and "不符合1项" in confirm and "规则条数" in confirm
+    assert BenefitTable.objects.get(pk=table.pk).status == ApprovalStatus.DRAFT
+    response = client.post(changelist, {**ask, "confirmed": "yes"}, follow=True)
     assert "缺少居民住院基层的一般规则" in response.content.decode()
     assert BenefitTable.objects.get(pk=table.pk).status == ApprovalStatus.DRAFT
 

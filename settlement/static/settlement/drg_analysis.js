@@ -16,10 +16,10 @@
     chart.setOption({
       animation: false,
       title: { text: data.title, left: "center", textStyle: { fontSize: 14 } },
-      grid: { left: 70, right: 40, top: 50, bottom: 50 },
+      grid: { left: 70, right: 60, top: 70, bottom: 50 },
       tooltip: { trigger: "item", formatter: function (p) { return data.points[p.dataIndex].tooltip; } },
-      xAxis: { type: "value", name: data.x, scale: true },
-      yAxis: { type: "value", name: data.y, scale: true },
+      xAxis: { type: "value", name: data.x, scale: true, boundaryGap: ["12%", "12%"] },
+      yAxis: { type: "value", name: data.y, scale: true, boundaryGap: ["12%", "12%"] },
       series: [{
         type: "scatter",
         data: data.points.map(function (p) {
@@ -49,8 +49,8 @@
     chart.setOption({
       animation: false,
       title: { text: data.title, left: "center", textStyle: { fontSize: 14 } },
-      legend: { top: 26 },
-      grid: { left: 70, right: 90, top: 70, bottom: 40 },
+      legend: { bottom: 0 },
+      grid: { left: 70, right: 90, top: 60, bottom: 60 },
       tooltip: {
         trigger: "axis",
         formatter: function (items) {

@@ -97,3 +97,22 @@ def test_linked_from_the_admin_home(client, make_user, city):
     login(client, make_user("hospital", city[0].code))
     html = client.get("/admin/").content.decode()
     assert "DRG运行分析" in html and URL in html
+
+
+def test_group_drill_down_of_an_institution_leads_to_its_cases(client, make_user, city):
+    import re
+
+    from settlement.models import InpatientCase
+
+    a, b, c = city
+    login(client, make_user("city"))
+    html = client.get(URL, {"year": 2025, "pool": POOL, "institution": a.pk}).content.decode()
+    groups = html[html.index('id="drg-groups"'):html.index('id="drg-trend"')]
+    # A's G1: one case of 12,000.00 against the city mean (12000 + 8000 + 10000)/3 = 10000 → 1.2000
+    assert "12,000.00" in groups and "1.2000" in groups and "甲医院" in html[html.index('id="groups"'):]
+    links = re.findall(r'href="([^"]*drg_code=G1[^"]*)"', groups)
+    assert len(links) == 1
+    listing = client.get(links[0].replace("&amp;", "&")).content.decode()
+    a_case = InpatientCase.objects.get(institution=a, drg_code="G1")
+    b_case = InpatientCase.objects.get(institution=b, drg_code="G1")
+    assert a_case.serial in listing and b_case.serial not in listing

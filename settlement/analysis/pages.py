@@ -66,7 +66,8 @@ def table_row(code, name, item):
 
 def page(year, pool_code, user, institution_id=None):
     """The page's figures for one pool and year; institution_id narrows the drill-down and the trends
-    to one visible institution of the pool (else they are the pool's)."""
+    to one visible institution of the pool (else they are the pool's; for a hospital with one
+    institution in the pool, its own)."""
     items = drg.indices(year, ALL_SETS, pool_code=pool_code)
     known = visible_institutions(user)
     mine = [i for i in items if i.level == "institution" and i.institution_id in known]
@@ -74,8 +75,11 @@ def page(year, pool_code, user, institution_id=None):
     rows = [table_row(*known[i.institution_id], i) for i in sorted(mine, key=lambda i: known[i.institution_id][0])]
     if pool_row is not None:
         rows.append({**table_row(pool_code, POOL_AVERAGE, pool_row), "is_pool": True})
+    pool_asked = institution_id == 0  # ?institution=0: the pool's groups and trend, explicitly
     if institution_id not in {i.institution_id for i in mine}:
         institution_id = None
+    if institution_id is None and not pool_asked and len(mine) == 1 and scope_for(user).is_hospital:
+        institution_id = mine[0].institution_id  # a hospital's own groups and trend first; the pool's one click away
     names = drg.group_names(year)
     standards = drg.group_average_costs(year)
     groups = [i for i in items if (i.level == "institution_group" and i.institution_id == institution_id)

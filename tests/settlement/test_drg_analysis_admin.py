@@ -116,3 +116,12 @@ def test_group_drill_down_of_an_institution_leads_to_its_cases(client, make_user
     a_case = InpatientCase.objects.get(institution=a, drg_code="G1")
     b_case = InpatientCase.objects.get(institution=b, drg_code="G1")
     assert a_case.serial in listing and b_case.serial not in listing
+
+
+def test_a_hospital_starts_on_its_own_groups_and_can_switch_to_the_pools(client, make_user, city):
+    a, b, c = city
+    login(client, make_user("hospital", a.code))
+    html = client.get(URL, {"year": 2025}).content.decode()
+    assert "病组明细：甲医院" in html and "月度趋势：甲医院" in html
+    html = client.get(URL, {"year": 2025, "institution": 0}).content.decode()
+    assert f"病组明细：统筹池{POOL}" in html

@@ -135,26 +135,22 @@ def _statement(year, params, sets, *, pool_code=None, region_code=None, institut
         filters.append("inst.pool_code = %(pool_code)s")
     if institution_ids is not None:
         filters.append("c.institution_id = ANY(%(institution_ids)s::bigint[])")
+    city = _city_groups(cases_sql, query)
     sql = f"""{cases_sql},
     inst AS (
         SELECT i.id AS institution_id, i.level, r.code AS county_code, r.parent_code, {pool_expr} AS pool_code
           FROM alliances_institution i {pool_from}
     ),
     city AS (
-        SELECT drg_code, AVG(total_cost) AS mean_cost, AVG(los) AS mean_los,
-               AVG(CASE WHEN discharge_mode = '5' THEN 1 ELSE 0 END) AS mortality
-          FROM cases WHERE grouped GROUP BY drg_code
-    ),
-    -- 低风险组: city-wide mortality more than one (population) SD below the mean of the groups' rates
-    low_risk AS (
-        SELECT drg_code FROM city WHERE mortality < (SELECT AVG(mortality) - STDDEV_POP(mortality) FROM city)
+        SELECT * FROM unnest(%(city_codes)s::text[], %(city_costs)s::numeric[], %(city_los)s::numeric[],
+                             %(city_low_risk)s::boolean[]) AS city(drg_code, mean_cost, mean_los, low_risk)
     ),
     x AS (
         SELECT c.institution_id, inst.pool_code, c.drg_code, EXTRACT(MONTH FROM c.discharge_date)::int AS month,
                c.grouped, c.base_points / 100 AS rw,
                c.total_cost / NULLIF(city.mean_cost, 0) AS cost_ratio,
                c.los / NULLIF(city.mean_los, 0) AS los_ratio,
-               lr.drg_code IS NOT NULL AS low_risk, c.discharge_mode = '5' AS died,
+               COALESCE(city.low_risk, FALSE) AS low_risk, c.discharge_mode = '5' AS died,
                c.grouped AND c.total_cost > c.average_cost * CASE WHEN inst.level = %(tertiary)s
                    THEN %(high_tertiary)s ELSE %(high_other)s END AS high,
                c.grouped AND c.total_cost < c.average_cost * %(low_multiple)s AS low,
@@ -162,7 +158,6 @@ def _statement(year, params, sets, *, pool_code=None, region_code=None, institut
           FROM cases c
           JOIN inst ON inst.institution_id = c.institution_id
           LEFT JOIN city ON c.grouped AND city.drg_code = c.drg_code
-          LEFT JOIN low_risk lr ON c.grouped AND lr.drg_code = c.drg_code
          WHERE {" AND ".join(filters)}
     )
     SELECT {", ".join(_key_columns(sets))},
@@ -183,12 +178,31 @@ def _statement(year, params, sets, *, pool_code=None, region_code=None, institut
      GROUP BY GROUPING SETS ({grouping})
     """
     t = Thresholds()
-    query |= {
+    query = query | {
+        "city_codes": [row["drg_code"] for row in city], "city_costs": [row["mean_cost"] for row in city],
+        "city_los": [row["mean_los"] for row in city], "city_low_risk": [row["low_risk"] for row in city],
         "region_code": region_code, "pool_code": pool_code, "institution_ids": list(institution_ids or []),
         "tertiary": InstitutionLevel.TERTIARY.value, "high_tertiary": t.high_multiple_tertiary,
         "high_other": t.high_multiple_other, "low_multiple": t.low_multiple,
     }
     return sql, query
+
+
+def _city_groups(cases_sql, query):
+    """Per group of the catalogue, over all of the city's DRG-scheme cases of the year: mean cost, mean
+    length of stay and whether it is a 低风险组 (its mortality more than one population SD below the mean
+    of the groups' rates). A statement of its own, handed to the main one as arrays: were `cases`
+    referenced twice in one statement, PostgreSQL would materialise it in one process instead of
+    scanning it in parallel workers (the readmitted ids of drg.py travel the same way)."""
+    return fetch_dicts(f"""{cases_sql},
+    city AS (
+        SELECT drg_code, AVG(total_cost) AS mean_cost, AVG(los) AS mean_los,
+               AVG(CASE WHEN discharge_mode = '5' THEN 1 ELSE 0 END) AS mortality
+          FROM cases WHERE grouped GROUP BY drg_code
+    )
+    SELECT drg_code, mean_cost, mean_los,
+           mortality < (SELECT AVG(mortality) - STDDEV_POP(mortality) FROM city) AS low_risk
+      FROM city ORDER BY drg_code""", query, year_scale=True)
 
 
 def _key_columns(sets):

@@ -52,8 +52,8 @@ class DrgAnalysisAdmin(admin.ModelAdmin):
             response["Content-Disposition"] = f'attachment; filename="drg-analysis-{year}-{pool_code}.xlsx"'
             return response
         institution = request.GET.get("institution", "")
-        figures = pages.page(year, pool_code, request.user, int(institution) if institution.isdigit() else None) \
-            if pool_code else None
+        figures = pages.page(year, pool_code, request.user, int(institution) if institution.isdigit() else None,
+                             the_basis=basis) if pool_code else None
         return TemplateResponse(request, "settlement/analysis/drg.html", {
             **self.admin_site.each_context(request), "title": f"{year}年度DRG运行分析", "opts": self.model._meta,
             "year": year, "pools": pools, "pool_code": pool_code, "figures": figures, "run": basis.run,

@@ -263,9 +263,25 @@ def _institution_pools(params, institution_ids):
 
 
 def pool_codes(year, the_basis=None, region_code=None, institution_ids=None) -> list[str]:
-    """The pools that have DRG-scheme cases of the year (within a region or some institutions)."""
-    return sorted({row.pool_code for row in indices(year, ("pool",), region_code=region_code,
-                                                        institution_ids=institution_ids, the_basis=the_basis)})
+    """The pools of the institutions with inpatient cases (other than bed-day) discharged in the year,
+    within a region or some institutions: one GROUP BY over the year's cases, not the points statement,
+    because every page view asks for it."""
+    the_basis = the_basis or basis(year)
+    pool_from, pool_expr = drg_scheme.pool_code_sql()
+    rows = fetch_dicts(f"""
+        SELECT DISTINCT {pool_expr} AS pool_code
+          FROM (SELECT institution_id FROM settlement_inpatientcase
+                 WHERE discharge_date BETWEEN %(first_day)s AND %(last_day)s AND bed_day_category = ''
+                 GROUP BY institution_id) k
+          JOIN alliances_institution i ON i.id = k.institution_id {pool_from}
+         WHERE {region_filter_sql("r.code", "r.parent_code")}
+           AND (%(all_institutions)s OR i.id = ANY(%(institution_ids)s::bigint[]))
+         ORDER BY 1""", {
+        "pool_mode": the_basis.params.pool_mode, "first_day": datetime.date(year, 1, 1),
+        "last_day": datetime.date(year, 12, 31), "region_code": region_code,
+        "all_institutions": institution_ids is None, "institution_ids": list(institution_ids or []),
+    })
+    return [row["pool_code"] for row in rows]
 
 
 def cumulative_point_values(year, pool_code, monthly_rows, budget) -> dict[int, Decimal | None]:

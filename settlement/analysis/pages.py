@@ -64,11 +64,11 @@ def table_row(code, name, item):
     }
 
 
-def page(year, pool_code, user, institution_id=None):
+def page(year, pool_code, user, institution_id=None, the_basis=None):
     """The page's figures for one pool and year; institution_id narrows the drill-down and the trends
     to one visible institution of the pool (else they are the pool's; for a hospital with one
     institution in the pool, its own)."""
-    items = drg.indices(year, ALL_SETS, pool_code=pool_code)
+    items = drg.indices(year, ALL_SETS, pool_code=pool_code, the_basis=the_basis)
     known = visible_institutions(user)
     mine = [i for i in items if i.level == "institution" and i.institution_id in known]
     pool_row = next((i for i in items if i.level == "pool"), None)

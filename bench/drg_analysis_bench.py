@@ -4,7 +4,7 @@ statement, on the cases of bench/drg_bench.py (~500,000 DRG cases, ~1,000 instit
 Uses drg_bench's generator on a database whose name contains "bench" (its inpatient tables are
 emptied), then prints, beside drg_bench's reference GROUP BY, the time of
   - the institution table of drg_report (sets institution + pool, whole city);
-  - the page's statement for one pool (all six aggregation levels) and the whole page view as the city user.
+  - the page's figures for one pool (all six aggregation levels, pages.page) as a city-wide user.
 Figures are printed, never asserted; the budget of issue 13 is 300 ms per page at p95.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal_hf_bench SECRET_KEY=x PLAIN_HTTP=1 \

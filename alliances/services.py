@@ -56,6 +56,7 @@ _ROLE_PERMISSIONS = {
             "paymentpolicy", "settlementrun", "unitresult",  # own statements (settlement engine)
             "simulation", "simulationunit",  # the bureau's 政策模拟, own units only
             "casereview", "diseaseexitrequest",
+            "drganalysis",  # DRG 运行分析: own institutions beside the pool average
             "benefittable", "benefitrule", "referral", "benefitfigure",  # §6.8: own referrals and figures
             "finding", "findingstep",  # its own audit findings and their review
         ],

@@ -24,6 +24,7 @@ NAVIGATION = (
         "SettlementRun", "UnitResult", "Payment",  # 结算
         "OutpatientClaim", "InpatientCase", "FamilyDoctorService", "Assessment",  # 数据
         "CaseReview", "DiseaseExitRequest",  # 监管
+        "DrgAnalysis",  # 分析
         "Job",  # 其他
     )),
     ("alliances", (

@@ -203,3 +203,4 @@ class JobAdmin(ScopedAdmin):
 from .engine import admin as engine_admin  # noqa: E402,F401  (policies, settlement runs, unit results)
 from .benefits import admin as benefits_admin  # noqa: E402,F401  (benefit tables, referrals, 待遇测算核对)
 from .audit import admin as audit_admin  # noqa: E402,F401  (audit findings and their review, SPEC §9)
+from .analysis import admin as analysis_admin  # noqa: E402,F401  (DRG 运行分析, SPEC §10)

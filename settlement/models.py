@@ -583,3 +583,4 @@ class Job(ScopedModel, models.Model):
 from .engine.models import *  # noqa: E402,F401,F403  (policies, runs and results of the settlement engine)
 from .benefits.models import *  # noqa: E402,F401,F403  (benefit tables, referrals, relocations, 应付统筹)
 from .audit.models import *  # noqa: E402,F401,F403  (audit findings and their review, SPEC §9)
+from .analysis.models import *  # noqa: E402,F401,F403  (the DRG 运行分析 page's navigation entry, SPEC §10)

@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from alliances.formatting import money_column
 from alliances.scoped_admin import ScopedAdmin
 from settlement.approval import Refused, last_changed_by
 from settlement.engine.admin_approval import confirmation, confirmed, row_item
@@ -41,6 +42,8 @@ class BenefitTableAdmin(ScopedAdmin):
         return (*self.readonly_fields, "year") if obj is not None else self.readonly_fields
 
     def _checks(self, obj):
+        if obj is None or obj.year is None:
+            return Refused("填写年度并保存后，按该年度的规则检查")
         try:
             return services.table_checks(obj.year)
         except SettlementError as exc:
@@ -100,8 +103,10 @@ class BenefitTableAdmin(ScopedAdmin):
 
 @admin.register(BenefitRule)
 class BenefitRuleAdmin(ScopedAdmin):
-    list_display = ("year", "insurance_type", "care_type", "level", "visit_type", "disease_prefix", "deductible", "ratio",
-                    "annual_limit")
+    list_display = ("year", "insurance_type", "care_type", "level", "visit_type", "disease_prefix", "deductible_money",
+                    "ratio", "annual_limit_money")
+    deductible_money = money_column("deductible", "起付标准")
+    annual_limit_money = money_column("annual_limit", "年度限额")
     list_filter = ("year", "insurance_type", "care_type", "level", "visit_type")
     search_fields = ("disease_prefix",)
 
@@ -180,8 +185,12 @@ class BenefitFigureAdmin(ScopedAdmin):
     """待遇测算核对: per year and region, the claims and cases whose 统筹支付 differs from 应付统筹."""
 
     change_list_template = "admin/benefits/reconcile_change_list.html"
-    list_display = ("serial", "care_type", "institution", "level", "visit_type", "service_date", "in_scope", "fund_paid",
-                    "expected", "difference")
+    list_display = ("serial", "care_type", "institution", "level", "visit_type", "service_date", "in_scope_money",
+                    "fund_paid_money", "expected_money", "difference_money")
+    in_scope_money = money_column("in_scope", "政策范围内费用")
+    fund_paid_money = money_column("fund_paid", "统筹支付")
+    expected_money = money_column("expected", "应付统筹")
+    difference_money = money_column("difference", "差额（统筹支付−应付统筹）")
     list_filter = (DifferenceFilter, "year", "institution__county", "care_type", "level", "visit_type")
     search_fields = ("=serial", "=institution__code", "=person__id_number")
     list_select_related = ("institution",)

@@ -33,11 +33,16 @@ COLUMNS = {
     InpatientCase: (
         "id", "institution_id", "serial", "person_id", "admission_date", "discharge_date", "principal_diagnosis",
         "main_operation", "drg_code", "total_cost", "fund_paid", "personal_paid", "incomplete_stay", "transferred",
-        "new_technology", "bed_day_category",
+        "new_technology", "bed_day_category", "discharge_mode",
     ),
 }
 # Parents before children: the order rows are written in.
 WRITE_ORDER = tuple(COLUMNS)
+
+# Share of deaths among the cases of a DRG subgroup (the code's last digit: 1 伴严重并发症或合并症, 3 伴一般,
+# 5 不伴, 9 no split) and of bed-day categories; synthetic, shaped like a city's settlement lists.
+DEATH_RATE_BY_SEVERITY = {"1": 0.08, "3": 0.012, "5": 0.001, "9": 0.004}
+DEATH_RATE_BED_DAY = {"安宁疗护": 0.35, "精神": 0.001, "康复": 0.002}
 
 EMPLOYEE, RESIDENT = "职工", "居民"
 GENERAL, CHRONIC, SPECIAL, CLASS2 = "普通门诊", "慢病门诊", "特病门诊", "二类门特"
@@ -109,6 +114,8 @@ class Population:
         self.size = size
         self.year = year = city.year
         self.rng = random.Random(seed)
+        # 离院方式 draws from a stream of its own, so that every other demo figure stays what it was.
+        self.outcome_rng = random.Random(f"{seed}-discharge-mode")
         self.ids = dict(first_ids)  # model → next free id
         self.totals = Totals()
         self.jan1 = datetime.date(year, 1, 1)
@@ -464,12 +471,32 @@ class Population:
         ratio = INPATIENT_RATIO[insurance][inst.level] - (50 if inst.county != person_county else 0)
         fund = cost * ratio // 1000
         case_id = self._next(InpatientCase)
+        transferred, new_technology = rnd() < 0.02, rnd() < 0.005
         rows[InpatientCase].append((
             case_id, inst.pk, f"ZY{self.year}{case_id:09d}", person_id, admission,
             admission + datetime.timedelta(days=stay), diagnosis, operation, drg_code, fen(cost), fen(fund),
-            fen(cost - fund), incomplete, rnd() < 0.02, rnd() < 0.005, bed_day_category,
+            fen(cost - fund), incomplete, transferred, new_technology, bed_day_category,
+            self._discharge_mode(drg_code, bed_day_category, transferred),
         ))
         return fund
+
+    def _discharge_mode(self, drg_code, bed_day_category, transferred):
+        """离院方式 (SPEC §4): 2 for a transfer; deaths concentrated in the severe groups (an ADRG's
+        subgroup 1 = 伴严重并发症) and in hospice care; otherwise mostly 医嘱离院."""
+        if transferred:
+            return "2"
+        if bed_day_category:
+            death_rate = DEATH_RATE_BED_DAY.get(bed_day_category, 0.001)
+        else:
+            death_rate = DEATH_RATE_BY_SEVERITY.get(drg_code[-1:], 0.002) if drg_code else 0.002
+        r = self.outcome_rng.random()
+        if r < death_rate:
+            return "5"
+        if r < death_rate + 0.03:
+            return "4"  # 非医嘱离院
+        if r < death_rate + 0.05:
+            return "3"  # 医嘱转社区/乡镇卫生院
+        return "1"
 
     def _admission(self, stay):
         """An admission date whose discharge falls in the demo year (some admitted the December before)."""

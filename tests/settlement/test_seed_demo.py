@@ -186,3 +186,26 @@ def test_demo_logins_have_their_roles_and_passwords(seeded, db):
         assert (scope.institution.code if scope.institution else None) == institution
         assert scope.user.is_staff and not scope.user.is_superuser
         assert scope.user.check_password(passwords[username])
+
+
+def test_cases_carry_a_discharge_mode_with_deaths_concentrated_in_severe_groups(seeded, db):
+    assert not InpatientCase.objects.filter(discharge_mode__isnull=True).exists()
+    deaths = InpatientCase.objects.filter(discharge_mode="5")
+    share = deaths.count() / InpatientCase.objects.count()
+    assert 0.002 < share < 0.03  # a plausible in-hospital mortality overall (cities report well under 1%)
+    severe = InpatientCase.objects.filter(drg_code__regex=r"1$", bed_day_category="")
+    mild = InpatientCase.objects.filter(drg_code__regex=r"5$", bed_day_category="")
+    # every transferred case is 医嘱转院 (2), and 伴严重并发症 groups die far more often than 不伴 groups
+    assert not InpatientCase.objects.filter(transferred=True).exclude(discharge_mode="2").exists()
+    assert severe.filter(discharge_mode="5").count() / severe.count() > 5 * (
+        mild.filter(discharge_mode="5").count() / mild.count())
+
+
+def test_drg_analysis_of_the_demo_shows_a_spread_of_institutions(seeded, db):
+    from settlement.analysis import drg as analysis
+
+    rows = [r for r in analysis.indices(YEAR, ("institution",)) if r.grouped_cases >= 20]
+    cmis = [r.cmi for r in rows]
+    costs = [r.cost_index for r in rows]
+    assert len(rows) >= 5
+    assert max(cmis) - min(cmis) > Decimal("0.3") and max(costs) - min(costs) > Decimal("0.2")

@@ -124,7 +124,7 @@ def _without_approved_points(sql: str) -> str:
 _CASE_POINTS_SQL = f"""
     WITH factors AS (
         SELECT k.id, k.institution_id, k.serial, k.drg_code, k.admission_date, k.discharge_date, k.los,
-               k.incomplete_stay, k.total_cost, k.fund_paid, k.personal_paid,
+               k.incomplete_stay, k.total_cost, k.fund_paid, k.personal_paid, k.discharge_mode,
                g.id IS NOT NULL AS grouped, g.base_points * %(base_points_factor)s AS base_points, g.average_cost,
                g.bed_day_points,
                COALESCE(g.tcm_support, FALSE) AS tcm_support, COALESCE(g.same_price, FALSE) AS same_price,
@@ -233,6 +233,21 @@ def institution_points(year, first_day, last_day, params: DrgParams, approved_po
     query = _case_params(year, first_day, last_day, params, approved_points, base_points_factor) | {
         "region_code": region_code}
     return fetch_dicts(sql + " ORDER BY pool_code, unit_code", query, year_scale=True)
+
+
+def case_points_statement(year, first_day, last_day, params: DrgParams, approved_points=None) -> tuple[str, dict]:
+    """The per-case points statement up to its `cases` CTE (one row per DRG-scheme case of the range with
+    its group's figures and points, exactly as a run counts them) and its parameters, for readers that
+    aggregate the cases their own way (the operating analysis, SPEC §10). The caller appends
+    `, more AS (...) SELECT ...`; %(pool_mode)s is among the parameters, `pool_code_sql` uses it."""
+    sql = _CASE_POINTS_SQL if approved_points else _without_approved_points(_CASE_POINTS_SQL)
+    return sql, _case_params(year, first_day, last_day, params, approved_points)
+
+
+def pool_code_sql() -> tuple[str, str]:
+    """(FROM fragment, expression) giving each institution `i` its pool code: joins the regions as `r`
+    and the level bands as `band`, as a run's gather does."""
+    return f"JOIN ({REGIONS_SQL}) r ON r.id = i.county_id JOIN {_BANDS_SQL} ON band.level = i.level", _POOL_CODE_SQL
 
 
 def case_derivation(ctx: RunContext, params: DrgParams, institution_id: int, approved_points=None) -> list[dict]:

@@ -100,7 +100,7 @@ def classified_cases_sql(scheme: str | None = None) -> str:
            GREATEST(1, c.discharge_date - c.admission_date) AS los,
            c.principal_diagnosis, c.main_operation, c.drg_code,
            c.total_cost, c.fund_paid, c.personal_paid,
-           c.incomplete_stay, c.new_technology, c.bed_day_category,
+           c.incomplete_stay, c.new_technology, c.bed_day_category, c.discharge_mode,
            {standard_columns}, {scheme_column} AS scheme
       FROM settlement_inpatientcase c {standard_joins}
      WHERE c.discharge_date BETWEEN %(date_from)s AND %(date_to)s {restriction}

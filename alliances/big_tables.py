@@ -20,6 +20,8 @@ from django.db.models import Max, Min, Q
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from .scope import scope_for
+
 
 class UncountedPaginator(Paginator):
     """A paginator that knows the page it is asked for and never counts the whole result.
@@ -165,11 +167,11 @@ class ShapeSearchMixin:
             return queryset, False
         shapes = self.search_shapes
         if ID_NUMBER.match(term) and "id_number" in shapes:
-            return self._exact(queryset, shapes["id_number"], term.upper()), False
+            return self._exact(request, queryset, shapes["id_number"], term.upper()), False
         if INSTITUTION_CODE.match(term) and "institution" in shapes:
-            return self._exact(queryset, shapes["institution"], term.upper()), False
+            return self._exact(request, queryset, shapes["institution"], term.upper()), False
         if DIVISION_CODE.match(term) and "county" in shapes:
-            return self._exact(queryset, shapes["county"], term), False
+            return self._exact(request, queryset, shapes["county"], term), False
         if "name" in shapes and not re.search(r"\d", term):
             return queryset.filter(**{shapes["name"]: term}), False
         if self.search_business_key:
@@ -186,7 +188,7 @@ class ShapeSearchMixin:
 
     RESOLVED_AT_MOST = 2_000
 
-    def _exact(self, queryset, lookup, term):
+    def _exact(self, request, queryset, lookup, term):
         """An exact lookup across a relation (`person__id_number`) as a list of the related keys.
 
         The keys are read first (a unique or small index), so the planner sees literal values and
@@ -199,6 +201,13 @@ class ShapeSearchMixin:
         keys = list(field.related_model._base_manager.filter(**{rest: term}).values_list("pk", flat=True)[: self.RESOLVED_AT_MOST + 1])
         if len(keys) > self.RESOLVED_AT_MOST:
             return queryset.filter(**{lookup: term})
+        scope = scope_for(request.user)
+        if scope.is_hospital and relation == getattr(self.model, "scope_institution", None):
+            # A hospital searching another institution's code: nothing, said at once. Left to the
+            # database, two disjoint key lists make it walk the whole table looking for a first row.
+            keys = [key for key in keys if key in scope.institution_ids]
+        if not keys:
+            return queryset.none()
         return queryset.filter(**{f"{relation}__in": keys})
 
 

@@ -122,7 +122,8 @@ class ContractAdmin(PersonByCardMixin, BigTableAdmin, ScopedAdmin):
     sortable_by = ()
     ordering = ("-pk",)  # newest contract first, by the primary key: no sort of the whole table
     autocomplete_fields = ("person", "team", "package")
-    list_select_related = ("person", "team", "institution", "package")
+    # A team shows its institution's name: joined here, not read once per row.
+    list_select_related = ("person", "team__institution", "institution", "package")
     readonly_fields = ("verified_by",)
 
     def get_readonly_fields(self, request, obj=None):

@@ -201,3 +201,34 @@ def test_a_serial_is_found_through_the_business_key(client, make_user, world):
     url = reverse("admin:settlement_outpatientclaim_changelist")
     found = client.get(url, {"q": "SAME-1"}).context["cl"].result_list
     assert {(row.institution_id, row.serial) for row in found} == {(inst.pk, "SAME-1"), (far.pk, "SAME-1")}
+
+
+def test_a_contract_page_costs_the_same_queries_for_3_or_60_contracts(client, make_user, world):
+    """Each row shows its team with the team's institution: joined, never read row by row."""
+    inst, _, people = world
+    client.force_login(make_user("city"))
+    url = reverse("admin:contracts_contract_changelist")
+
+    def sign(count):
+        for i in range(count):
+            factories.contract(factories.person(county=inst.county), inst, datetime.date(2025, 1, 1))
+
+    sign(3)
+    client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    sign(57)
+    with CaptureQueriesContext(connection) as many:
+        client.get(url)
+    assert len(few.captured_queries) == len(many.captured_queries)
+
+
+def test_a_hospital_searching_another_institution_gets_nothing_at_once(client, make_user, world):
+    inst, far, people = world
+    claim(far, people[3], "MZ003", datetime.date(2025, 1, 7))
+    client.force_login(make_user("hospital", "H33050200001"))
+    url = reverse("admin:settlement_outpatientclaim_changelist")
+    with CaptureQueriesContext(connection) as queries:
+        assert listed_serials(client.get(url, {"q": "H33050300001"})) == []
+    # No query asks the claims table for that institution: the answer is known from the scope.
+    assert not any(f'"institution_id" IN ({far.pk})' in q["sql"] for q in queries.captured_queries)

@@ -580,3 +580,4 @@ class Job(ScopedModel, models.Model):
 
 from .engine.models import *  # noqa: E402,F401,F403  (policies, runs and results of the settlement engine)
 from .benefits.models import *  # noqa: E402,F401,F403  (benefit tables, referrals, relocations, 应付统筹)
+from .kpi_aggregates.models import *  # noqa: E402,F401,F403  (pre-aggregated figures of the KPI dashboard)

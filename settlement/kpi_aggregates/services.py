@@ -13,8 +13,10 @@ Three doors, one code path:
 When a full rebuild is needed: the attribution of care to alliances does not come from claims.
 After contracts, memberships, default alliances or persons (status, county) change — an import of
 参保人 / 签约 / 医共体成员, or an edit in the admin — the alliance figures of every year whose
-coverage they touch are stale until `rebuild_kpi_aggregates --year Y` runs for those years. It is
-cheap: a year costs about two scans of that year's claims (figures in bench/, see the report).
+coverage they touch are stale until `rebuild_kpi_aggregates --year Y` runs for those years. A year
+costs four grouped scans of its claims (institution, alliance on the day, person's county, covering
+alliance) and one coverage statement; bench/kpi_aggregates_bench.py prints what it takes. The same
+holds for approved per-disease standards (which cases are 按病种付费) and institutions' county or level.
 """
 import datetime
 import time

@@ -103,8 +103,13 @@ _POPULATION_WHO = {
 
 
 def _params(year, months):
+    months = sorted(months)
+    # The span of the months, so that the date indexes narrow the scan to them (one month of a
+    # monthly upload reads that month, not the year).
+    after = datetime.date(year + 1, 1, 1) if months[-1] == 12 else datetime.date(year, months[-1] + 1, 1)
     return {
-        "year": year, "months": sorted(months), "first": datetime.date(year, 1, 1), "last": datetime.date(year, 12, 31),
+        "year": year, "months": months, "first": datetime.date(year, months[0], 1),
+        "last": after - datetime.timedelta(days=1),
         "primary": PRIMARY_LEVELS, "general": VisitType.GENERAL.value, "resident": InsuranceType.RESIDENT.value,
     }
 
@@ -153,9 +158,10 @@ _PROVIDER_COLUMNS = ("claims", "claim_total", "claim_personal", "referrals", "ca
 
 
 def _refresh_disease_exits(cursor, params):
-    """Per-disease cases and approved exits, by discharge month, into the provider rows (inserting a
-    row of zeros elsewhere should a unit have only such cases — it cannot, they are cases too)."""
-    exited = list(
+    """Per-disease cases (the one classification of inpatient_common) and their approved exits, by
+    discharge month, into the provider rows: a per-disease case is a case, so its row exists already
+    and ON CONFLICT fills the two columns (the INSERT branch only keeps the statement total)."""
+    exited = list(  # as alliances.kpis.disease_exit_rate reads them (exited_case_ids), for these months
         DiseaseExitRequest.objects.filter(
             status=RequestStatus.APPROVED, case__discharge_date__range=(params["first"], params["last"]),
         ).values_list("case_id", flat=True)

@@ -18,7 +18,7 @@ from alliances.formatting import money_column
 from alliances.models import Region
 from alliances.scope import Role, restrict, scope_for
 from alliances.scoped_admin import ScopedAdmin
-from settlement.models import ApprovalStatus, CapitationStandard, Scheme, SpecialStandard
+from settlement.models import ApprovalStatus, CapitationStandard, OutpatientClaim, Scheme, SpecialStandard
 
 from settlement.approval import Refused, revise
 

@@ -257,14 +257,41 @@ def signed_persons(year, level):
 # --- KPIs ------------------------------------------------------------------------------------
 
 
-def _assemble(unit_ids, county_of, level, year):
-    now, before = provider_sums(year, level), provider_sums(year - 1, level)
+class RawSource:
+    """The figures computed from the raw claims, cases, contracts and persons: the reference."""
+
+    provider_sums = staticmethod(provider_sums)
+    population_sums = staticmethod(population_sums)
+    alliance_population_sums = staticmethod(alliance_population_sums)
+    signed_persons = staticmethod(signed_persons)
+    disease_exit_rate = staticmethod(disease_exit_rate)
+
+
+RAW = RawSource()
+_aggregated = None
+
+
+def register_aggregated_source(source):
+    """The hook a higher app fills (settlement.apps: settlement.kpi_aggregates.selectors) with an
+    object offering the selectors of RawSource, same signatures and same figures, read from
+    pre-aggregates. alliances itself never imports settlement."""
+    global _aggregated
+    _aggregated = source
+
+
+def aggregated_source():
+    """The registered pre-aggregate source, else the raw computation."""
+    return _aggregated or RAW
+
+
+def _assemble(unit_ids, county_of, level, year, source=RAW):
+    now, before = source.provider_sums(year, level), source.provider_sums(year - 1, level)
     if level == ALLIANCE:
-        population, county_of = alliance_population_sums(year), {pk: pk for pk in unit_ids}
+        population, county_of = source.alliance_population_sums(year), {pk: pk for pk in unit_ids}
     else:
-        population = population_sums(year)
-    signed = signed_persons(year, level)
-    exits = disease_exit_rate(year, level, unit_ids)
+        population = source.population_sums(year)
+    signed = source.signed_persons(year, level)
+    exits = source.disease_exit_rate(year, level, unit_ids)
     result = {}
     for pk in unit_ids:
         p, prev, pop = now.get(pk, {}), before.get(pk, {}), population.get(county_of[pk], {})
@@ -306,18 +333,18 @@ def _assemble(unit_ids, county_of, level, year):
     return result
 
 
-def county_kpis(year, counties):
-    """counties: a (restricted) Region queryset → {region id: UnitKpis}."""
+def county_kpis(year, counties, source=RAW):
+    """counties: a (restricted) Region queryset → {region id: UnitKpis}; `source` RAW or aggregated_source()."""
     ids = list(counties.values_list("pk", flat=True))
-    return _assemble(ids, {pk: pk for pk in ids}, COUNTY, year)
+    return _assemble(ids, {pk: pk for pk in ids}, COUNTY, year, source)
 
 
-def alliance_kpis(year, alliances):
+def alliance_kpis(year, alliances, source=RAW):
     """alliances: a (restricted) Alliance queryset → {alliance id: UnitKpis}."""
     county_of = dict(alliances.values_list("pk", "county_id"))
-    return _assemble(list(county_of), county_of, ALLIANCE, year)
+    return _assemble(list(county_of), county_of, ALLIANCE, year, source)
 
 
-def institution_kpis(year, institutions):
+def institution_kpis(year, institutions, source=RAW):
     county_of = dict(institutions.values_list("pk", "county_id"))
-    return _assemble(list(county_of), county_of, INSTITUTION, year)
+    return _assemble(list(county_of), county_of, INSTITUTION, year, source)

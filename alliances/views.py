@@ -41,10 +41,12 @@ def _visible_counties(user, alliances):
     return counties.filter(pk__in=alliances.values("county_id"))
 
 
-def monthly_actual(year, alliance_ids):
+def monthly_actual(year, alliance_ids, source):
     """(alliance id, month) → A of that month: 统筹支付 of the covered residents' 普通门诊 claims
     (SPEC §6.4 Coverage: each claim counts for one alliance, so a county's two alliances do not
-    both show the county's spending)."""
+    both show the county's spending). Read from the pre-aggregates when they are registered."""
+    if source is not kpis.RAW:
+        return source.monthly_actual(year, alliance_ids)
     from settlement.engine.schemes.alliance_budget import actual_by_alliance
 
     return actual_by_alliance(year, alliance_ids, by_month=True)
@@ -160,9 +162,18 @@ def dashboard(request):
         restrict(Budget.objects.filter(year=year, scheme=Scheme.ALLIANCE_BUDGET), user)
         .values_list("unit_code").order_by().annotate(total=Sum("amount"))
     )
-    actual = monthly_actual(year, [a.pk for a in alliances])
+    # Figures from the monthly pre-aggregates (settlement.kpi_aggregates), not from the raw claims:
+    # a fixed number of small queries whatever the size of the city (issue 13).
+    source = kpis.aggregated_source()
+    stale = source.missing_years([year - 1, year]) if source is not kpis.RAW else []
+    if stale:
+        messages.warning(
+            request, f"{'、'.join(map(str, stale))}年的指标汇总尚未完整生成，看板数字可能不全；"
+                     f"请由管理员运行 manage.py rebuild_kpi_aggregates --year 年份",
+        )
+    actual = monthly_actual(year, [a.pk for a in alliances], source)
     members = _members_in_year([a.pk for a in alliances], year)
-    alliance_figures = kpis.alliance_kpis(year, alliances)
+    alliance_figures = kpis.alliance_kpis(year, alliances, source)
 
     alliance_blocks = []
     for a in alliances:
@@ -181,7 +192,7 @@ def dashboard(request):
             ),
         })
 
-    county_figures = kpis.county_kpis(year, counties)
+    county_figures = kpis.county_kpis(year, counties, source)
     institutions_by_county = defaultdict(set)
     for pk, county_id in Institution.objects.filter(county__in=counties).values_list("pk", "county_id"):
         institutions_by_county[county_id].add(pk)

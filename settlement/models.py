@@ -584,3 +584,4 @@ from .engine.models import *  # noqa: E402,F401,F403  (policies, runs and result
 from .benefits.models import *  # noqa: E402,F401,F403  (benefit tables, referrals, relocations, 应付统筹)
 from .audit.models import *  # noqa: E402,F401,F403  (audit findings and their review, SPEC §9)
 from .analysis.models import *  # noqa: E402,F401,F403  (the DRG 运行分析 page's navigation entry, SPEC §10)
+from .kpi_aggregates.models import *  # noqa: E402,F401,F403  (pre-aggregated figures of the KPI dashboard)

@@ -16,6 +16,7 @@ from alliances.models import Alliance, Institution, UserScope
 from alliances.scope import Role
 from alliances.services import create_user
 from settlement.engine.models import PaymentPolicy
+from settlement.kpi_aggregates.services import rebuild_year
 from settlement.models import OutpatientClaim
 
 from . import catalogue as cat
@@ -167,6 +168,10 @@ def _seed(profile, year, log, writer, started):
         parameter_counts[PaymentPolicy] = write_policies(city.year, approver, log)
         benefit_counts, added_claims = write_benefits(city, approver, log)
         parameter_counts.update(benefit_counts)
+    # The dashboard reads the KPI pre-aggregates: the demo year and the one before (for growth).
+    for kpi_year in (city.year - 1, city.year):
+        seconds = rebuild_year(kpi_year)
+        log(f"  {kpi_year}年指标汇总已生成（{seconds} 秒）")
     reference = {
         "统筹区/县区": len(city.counties) + 1,
         "定点医疗机构": len(city.institutions),

@@ -213,6 +213,10 @@ class _Plan:
             for c in self.resource.key
         )
 
+    def stored_matches_sql(self, stage):
+        """The stored rows a staged chunk meets (before it changes them), as `SELECT t.* …`."""
+        return f"SELECT t.* FROM {_q(self.table)} t JOIN {stage} s ON {self._match()}"
+
     def insert_sql(self, stage):
         """Staged rows whose key is not stored yet, with their '+' history rows."""
         table = _q(self.table)
@@ -258,6 +262,9 @@ class _Landing:
         self.plan, self.cursor = plan, cursor
         self.key_exists = UniqueViolation
         self.params = _history_params(plan.ctx)
+        # Every history row of this landing carries this timestamp: what `before_commit` hooks use
+        # to find the rows the import wrote (settlement.kpi_aggregates.services.months_landed).
+        plan.ctx.landed_at = self.params["now"]
         self.direct = plan.direct
         self.savepoint = None
         self.group = []  # chunks COPYed under the open savepoint, kept to land again if it is undone
@@ -310,6 +317,10 @@ class _Landing:
         _copy(cursor, plan.copy_sql(self.stage), chunk.data)
         if plan.resource.pre_land:
             plan.resource.pre_land(cursor, self.stage, plan.ctx)
+        if plan.ctx.before_update is not None:
+            # What the rows looked like before this chunk changes them (the KPI aggregates refresh
+            # the months rows leave as well as those they arrive in).
+            plan.ctx.before_update(cursor, plan.stored_matches_sql(self.stage))
         statement, params = plan.insert_sql(self.stage)
         cursor.execute(statement, {**self.params, **params})
         created = cursor.rowcount

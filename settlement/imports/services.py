@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from settlement import jobs
+from settlement.kpi_aggregates.services import LandedMonths
 
 from .errors import ImportRejected
 from .landing import make_lander
@@ -105,7 +106,17 @@ def import_file(resource, path, user=None, land_good_rows=False, job_id=None, er
     ctx = ImportContext(spec, user, lookups())
     # A job's import commits only while the job still runs: cancelled (or declared dead) before the
     # last step, it lands nothing; the job turns 已完成 in the transaction that lands the rows.
-    lander = make_lander(spec, ctx, before_commit=(lambda cursor: jobs.mark_landed(cursor, job_id)) if job_id else None)
+    touched = LandedMonths(spec.model._meta.db_table)
+    ctx.before_update = touched.note_stored
+
+    def before_commit(cursor):
+        # Inside the landing transaction: the KPI aggregates of the months this file touched
+        # change with the rows, or not at all.
+        touched.refresh(cursor, ctx.landed_at)
+        if job_id:
+            jobs.mark_landed(cursor, job_id)
+
+    lander = make_lander(spec, ctx, before_commit=before_commit)
     workbook = None
 
     def reject(number, cells, errors):

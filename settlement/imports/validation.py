@@ -26,6 +26,8 @@ class ImportContext:
         self.in_file = {}
         self.existing = {}
         self.row_number = 0
+        self.landed_at = None  # the history timestamp of the landing, set by imports.landing
+        self.before_update = None  # (cursor, stored_rows_sql) before a staged chunk updates stored rows
         # Operators at the command line (no user) act as the bureau.
         self.may_verify = user is None or user.is_superuser or self.scope.role in (Role.CITY, Role.COUNTY, Role.HEALTH)
         self.own_institution_id = None

@@ -63,6 +63,11 @@ def claims_in(city_client, county):
             visit_type=VisitType.GENERAL, total_cost=Decimal("110.00"), fund_paid=Decimal("100.00"),
             personal_paid=Decimal("10.00"),
         )
+    # The dashboard reads the KPI pre-aggregates; ORM-created claims need a rebuild (imports refresh them).
+    from settlement.kpi_aggregates.services import rebuild_year
+
+    for year in (2024, 2025):
+        rebuild_year(year)
     return city_client
 
 

@@ -79,6 +79,16 @@ def county_data(county, other_county):
     return {"alliance": alliance, "X": county, "Y": other_county, "g1": g1}
 
 
+@pytest.fixture
+def aggregated(county_data):
+    """The dashboard reads the KPI pre-aggregates: built here from the ORM-created rows above."""
+    from settlement.kpi_aggregates.services import rebuild_year
+
+    for year in (2024, 2025):
+        rebuild_year(year)
+    return county_data
+
+
 def test_county_kpis(county_data):
     figures = kpis.county_kpis(2025, Region.objects.filter(pk__in=[county_data["X"].pk, county_data["Y"].pk]))
     x = figures[county_data["X"].pk].values
@@ -158,7 +168,8 @@ def test_seeded_targets_follow_the_kf_plan(db):
 # --- Dashboard ---------------------------------------------------------------------------------
 
 
-def test_dashboard_shows_budget_against_actual_and_links_resolve(county_data, client, make_user):
+def test_dashboard_shows_budget_against_actual_and_links_resolve(aggregated, client, make_user):
+    county_data = aggregated
     from settlement.models import Budget, Scheme
 
     alliance = county_data["alliance"]
@@ -188,7 +199,8 @@ def test_dashboard_shows_budget_against_actual_and_links_resolve(county_data, cl
     assert serials == {"C3"}  # x2's March visit only
 
 
-def test_dashboard_is_scoped(county_data, client, make_user):
+def test_dashboard_is_scoped(aggregated, client, make_user):
+    county_data = aggregated
     client.force_login(make_user("county", county_data["Y"].code))
     body = client.get("/admin/alliances/dashboard/?year=2025").content.decode()
     assert county_data["alliance"].name not in body

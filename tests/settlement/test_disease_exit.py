@@ -144,3 +144,24 @@ def test_exit_rate_kpi(world):
     assert rates[world["other"].pk].values["disease_exit_rate"] is None  # no per-disease case
     (alliance_rates,) = alliance_kpis(2025, Alliance.objects.all()).values()
     assert alliance_rates.values["disease_exit_rate"] == D("15.00")
+
+
+def test_exit_rate_kpi_from_the_aggregates_follows_each_approval(world):
+    from alliances import kpis
+    from alliances.models import Region
+    from settlement.kpi_aggregates import selectors
+    from settlement.kpi_aggregates.services import rebuild_year
+
+    factories.alliance(lead=world["other"], members=(world["hospital"],))
+    rebuild_year(2025)
+    hospital = Institution.objects.filter(pk=world["hospital"].pk)
+    assert institution_kpis(2025, hospital, selectors)[world["hospital"].pk].values["disease_exit_rate"] == D("0.00")
+    for index in range(3):
+        approve(world, index)  # each approval refreshes its case's month; no rebuild
+    file(world, 3)  # pending exits don't count
+    assert institution_kpis(2025, hospital, selectors)[world["hospital"].pk].values["disease_exit_rate"] == D("15.00")  # 3 / 20
+    (alliance_rates,) = alliance_kpis(2025, Alliance.objects.all(), selectors).values()
+    assert alliance_rates.values["disease_exit_rate"] == D("15.00")
+    counties = Region.objects.filter(parent__isnull=False)
+    assert ({pk: u.values for pk, u in kpis.county_kpis(2025, counties, selectors).items()}
+            == {pk: u.values for pk, u in kpis.county_kpis(2025, counties).items()})

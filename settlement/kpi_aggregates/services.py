@@ -1,0 +1,288 @@
+"""Rebuilding the KPI pre-aggregates, set-based: one DELETE and one INSERT … SELECT … GROUP BY per
+table and batch of months, never a loop over claims or cases.
+
+Three doors, one code path:
+- every import that lands claims or cases refreshes the months it touched, inside its own landing
+  transaction (settlement.imports.services → `LandedMonths`), so a rolled-back import changes
+  no aggregate either;
+- a change or delete of a claim or case through the admin refreshes the months of its old and new
+  dates (`refresh_dates`, called by settlement.admin);
+- `manage.py rebuild_kpi_aggregates --year Y` (and the Celery task `rebuild_kpi_aggregates_task`)
+  rebuilds a whole year, including the yearly figures.
+
+When a full rebuild is needed: the attribution of care to alliances does not come from claims.
+After contracts, memberships, default alliances or persons (status, county) change — an import of
+参保人 / 签约 / 医共体成员, or an edit in the admin — the alliance figures of every year whose
+coverage they touch are stale until `rebuild_kpi_aggregates --year Y` runs for those years. A year
+costs four grouped scans of its claims (institution, alliance on the day, person's county, covering
+alliance) and one coverage statement; bench/kpi_aggregates_bench.py prints what it takes. The same
+holds for approved per-disease standards (which cases are 按病种付费) and institutions' county or level.
+"""
+import datetime
+import time
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from alliances import kpis
+from alliances.models import InstitutionLevel
+from contracts.coverage import COVERAGE_SQL, coverage_params
+from contracts.models import InsuranceType, PersonStatus
+from settlement.engine.case_requests import DiseaseExitRequest, RequestStatus
+from settlement.engine.schemes.inpatient_common import DISEASE, classified_cases_sql
+from settlement.models import VisitType
+
+from .models import KpiAggregateYear, KpiUnitYear, PopulationBasis, ProviderLevel, UnitLevel
+
+PRIMARY_LEVELS = [InstitutionLevel.PRIMARY.value, InstitutionLevel.GRASSROOTS.value]
+COVERAGE_TABLE = "kpi_coverage"
+# SPEC §3: length of stay = discharge − admission in days, at least 1.
+STAY_DAYS = "GREATEST(k.discharge_date - k.admission_date, 1)"
+
+# Claims and cases of the chosen months, as provider rows (unit, month, figures…).
+_PROVIDER_PARTS = """
+    SELECT {unit} AS unit_id, EXTRACT(MONTH FROM c.visit_date)::int AS month,
+           COUNT(*) AS claims, SUM(c.total_cost) AS claim_total, SUM(c.personal_paid) AS claim_personal,
+           COUNT(*) FILTER (WHERE c.referral) AS referrals,
+           0 AS cases, 0 AS case_total, 0 AS case_personal, 0 AS transfers,
+           0 AS bed_day_cases, 0 AS bed_days, 0 AS bed_day_total
+      FROM settlement_outpatientclaim c {claim_join}
+     WHERE c.visit_date BETWEEN %(first)s AND %(last)s
+       AND EXTRACT(MONTH FROM c.visit_date)::int = ANY(%(months)s)
+     GROUP BY 1, 2
+    UNION ALL
+    SELECT {case_unit}, EXTRACT(MONTH FROM k.discharge_date)::int,
+           0, 0, 0, 0,
+           COUNT(*), SUM(k.total_cost), SUM(k.personal_paid), COUNT(*) FILTER (WHERE k.transferred),
+           COUNT(*) FILTER (WHERE k.bed_day_category <> ''),
+           COALESCE(SUM(""" + STAY_DAYS + """) FILTER (WHERE k.bed_day_category <> ''), 0),
+           COALESCE(SUM(k.total_cost) FILTER (WHERE k.bed_day_category <> ''), 0)
+      FROM settlement_inpatientcase k {case_join}
+     WHERE k.discharge_date BETWEEN %(first)s AND %(last)s
+       AND EXTRACT(MONTH FROM k.discharge_date)::int = ANY(%(months)s)
+     GROUP BY 1, 2
+"""
+_MEMBER_ON = "JOIN alliances_membership m ON m.institution_id = {t}.institution_id AND m.joined_on <= {t}.{day} " \
+             "AND (m.left_on IS NULL OR m.left_on >= {t}.{day})"
+_PROVIDER_SQL = {
+    ProviderLevel.INSTITUTION: _PROVIDER_PARTS.format(
+        unit="c.institution_id", claim_join="", case_unit="k.institution_id", case_join=""),
+    ProviderLevel.ALLIANCE: _PROVIDER_PARTS.format(
+        unit="m.alliance_id", claim_join=_MEMBER_ON.format(t="c", day="visit_date"),
+        case_unit="m.alliance_id", case_join=_MEMBER_ON.format(t="k", day="discharge_date")),
+}
+
+# Claims and cases of the chosen months, as population rows of the treated person's county or
+# covering alliance: `who` is a relation with person_id, county_id, insurance_type and unit_id.
+_POPULATION_PARTS = """
+    SELECT w.unit_id, EXTRACT(MONTH FROM c.visit_date)::int AS month,
+           COALESCE(i.county_id = w.county_id, false) AS in_county, i.level = ANY(%(primary)s) AS is_primary,
+           COUNT(*) AS visits, 0 AS stays,
+           COALESCE(SUM(c.fund_paid) FILTER (WHERE c.visit_type = %(general)s AND w.insurance_type = %(resident)s), 0)
+               AS resident_general_fund
+      FROM settlement_outpatientclaim c JOIN {who} w ON w.person_id = c.person_id
+      JOIN alliances_institution i ON i.id = c.institution_id
+     WHERE c.visit_date BETWEEN %(first)s AND %(last)s
+       AND EXTRACT(MONTH FROM c.visit_date)::int = ANY(%(months)s) AND w.unit_id IS NOT NULL
+     GROUP BY 1, 2, 3, 4
+    UNION ALL
+    SELECT w.unit_id, EXTRACT(MONTH FROM k.discharge_date)::int,
+           COALESCE(i.county_id = w.county_id, false), i.level = ANY(%(primary)s), 0, COUNT(*), 0
+      FROM settlement_inpatientcase k JOIN {who} w ON w.person_id = k.person_id
+      JOIN alliances_institution i ON i.id = k.institution_id
+     WHERE k.discharge_date BETWEEN %(first)s AND %(last)s
+       AND EXTRACT(MONTH FROM k.discharge_date)::int = ANY(%(months)s) AND w.unit_id IS NOT NULL
+     GROUP BY 1, 2, 3, 4
+"""
+_POPULATION_WHO = {
+    PopulationBasis.COUNTY: "(SELECT id AS person_id, county_id, insurance_type, county_id AS unit_id "
+                            "FROM contracts_insuredperson)",
+    PopulationBasis.ALLIANCE: f"(SELECT person_id, county_id, insurance_type, alliance_id AS unit_id FROM {COVERAGE_TABLE})",
+}
+
+
+def _params(year, months):
+    months = sorted(months)
+    # The span of the months, so that the date indexes narrow the scan to them (one month of a
+    # monthly upload reads that month, not the year).
+    after = datetime.date(year + 1, 1, 1) if months[-1] == 12 else datetime.date(year, months[-1] + 1, 1)
+    return {
+        "year": year, "months": months, "first": datetime.date(year, months[0], 1),
+        "last": after - datetime.timedelta(days=1),
+        "primary": PRIMARY_LEVELS, "general": VisitType.GENERAL.value, "resident": InsuranceType.RESIDENT.value,
+    }
+
+
+def _load_coverage(cursor, year):
+    """The year's coverage (SPEC §6.4) once into a temporary table, for the alliance population rows."""
+    cursor.execute(f"DROP TABLE IF EXISTS {COVERAGE_TABLE}")
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {COVERAGE_TABLE} ON COMMIT DROP AS "
+        f"SELECT person_id, county_id, insurance_type, status, alliance_id FROM ({COVERAGE_SQL}) cov",
+        coverage_params(year),
+    )
+    cursor.execute(f"ANALYZE {COVERAGE_TABLE}")
+
+
+def _refresh_months(cursor, year, months):
+    params = _params(year, months)
+    cursor.execute("DELETE FROM settlement_kpiprovidermonth WHERE year = %(year)s AND month = ANY(%(months)s)", params)
+    cursor.execute("DELETE FROM settlement_kpipopulationmonth WHERE year = %(year)s AND month = ANY(%(months)s)", params)
+    for level, parts in _PROVIDER_SQL.items():
+        cursor.execute(
+            f"""INSERT INTO settlement_kpiprovidermonth
+                       (year, month, level, unit_id, claims, claim_total, claim_personal, referrals, cases, case_total,
+                        case_personal, transfers, bed_day_cases, bed_days, bed_day_total, disease_cases, disease_exits)
+                SELECT %(year)s, month, %(level)s, unit_id, SUM(claims), SUM(claim_total), SUM(claim_personal),
+                       SUM(referrals), SUM(cases), SUM(case_total), SUM(case_personal), SUM(transfers),
+                       SUM(bed_day_cases), SUM(bed_days), SUM(bed_day_total), 0, 0
+                  FROM ({parts}) p GROUP BY month, unit_id""",
+            {**params, "level": level.value},
+        )
+    _refresh_disease_exits(cursor, params)
+    _load_coverage(cursor, year)
+    for basis, who in _POPULATION_WHO.items():
+        cursor.execute(
+            f"""INSERT INTO settlement_kpipopulationmonth
+                       (year, month, basis, unit_id, in_county, "primary", visits, stays, resident_general_fund)
+                SELECT %(year)s, month, %(basis)s, unit_id, in_county, is_primary, SUM(visits), SUM(stays),
+                       SUM(resident_general_fund)
+                  FROM ({_POPULATION_PARTS.format(who=who)}) p GROUP BY month, unit_id, in_county, is_primary""",
+            {**params, "basis": basis.value},
+        )
+
+
+_PROVIDER_COLUMNS = ("claims", "claim_total", "claim_personal", "referrals", "cases", "case_total", "case_personal",
+                     "transfers", "bed_day_cases", "bed_days", "bed_day_total")
+
+
+def _refresh_disease_exits(cursor, params):
+    """Per-disease cases (the one classification of inpatient_common) and their approved exits, by
+    discharge month, into the provider rows: a per-disease case is a case, so its row exists already
+    and ON CONFLICT fills the two columns (the INSERT branch only keeps the statement total)."""
+    exited = list(  # as alliances.kpis.disease_exit_rate reads them (exited_case_ids), for these months
+        DiseaseExitRequest.objects.filter(
+            status=RequestStatus.APPROVED, case__discharge_date__range=(params["first"], params["last"]),
+        ).values_list("case_id", flat=True)
+    )
+    units = {
+        ProviderLevel.INSTITUTION: ("k.institution_id", ""),
+        ProviderLevel.ALLIANCE: ("m.alliance_id", _MEMBER_ON.format(t="k", day="discharge_date")),
+    }
+    zeros = ", ".join("0" for _ in _PROVIDER_COLUMNS)
+    for level, (unit, join) in units.items():
+        cursor.execute(
+            f"""INSERT INTO settlement_kpiprovidermonth
+                       (year, month, level, unit_id, {', '.join(_PROVIDER_COLUMNS)}, disease_cases, disease_exits)
+                SELECT %(year)s, EXTRACT(MONTH FROM k.discharge_date)::int, %(level)s, {unit}, {zeros},
+                       COUNT(*), COUNT(*) FILTER (WHERE k.id = ANY(%(exited)s::bigint[]))
+                  FROM ({classified_cases_sql(DISEASE)}) k {join}
+                 WHERE EXTRACT(MONTH FROM k.discharge_date)::int = ANY(%(months)s)
+                 GROUP BY 2, 4
+                ON CONFLICT (year, month, level, unit_id) DO UPDATE
+                   SET disease_cases = EXCLUDED.disease_cases, disease_exits = EXCLUDED.disease_exits""",
+            {**params, "level": level.value, "exited": exited, "date_from": params["first"], "date_to": params["last"]},
+        )
+
+
+def _refresh_year_figures(cursor, year):
+    """Insured and signed persons per unit (the coverage table of the year is loaded already)."""
+    KpiUnitYear.objects.filter(year=year).delete()
+    cursor.execute(
+        f"""INSERT INTO settlement_kpiunityear (year, level, unit_id, insured, signed)
+            SELECT %(year)s, %(county)s, county_id, COUNT(*), 0 FROM contracts_insuredperson
+             WHERE status = %(active)s AND county_id IS NOT NULL GROUP BY county_id
+            UNION ALL
+            SELECT %(year)s, %(alliance)s, alliance_id, COUNT(*), 0 FROM {COVERAGE_TABLE}
+             WHERE status = %(active)s GROUP BY alliance_id""",
+        {"year": year, "county": UnitLevel.COUNTY.value, "alliance": UnitLevel.ALLIANCE.value,
+         "active": PersonStatus.ACTIVE.value},
+    )
+    # 签约率's numerator has its own rules (contract in force on 31 December, distinct persons per
+    # unit): the one selector alliances.kpis has for it, grouped per level, written as rows.
+    for level in (UnitLevel.COUNTY, UnitLevel.ALLIANCE, UnitLevel.INSTITUTION):
+        signed = kpis.signed_persons(year, level.value)
+        existing = set(KpiUnitYear.objects.filter(year=year, level=level).values_list("unit_id", flat=True))
+        KpiUnitYear.objects.bulk_create(
+            [KpiUnitYear(year=year, level=level, unit_id=pk, signed=n) for pk, n in signed.items() if pk not in existing]
+        )
+        KpiUnitYear.objects.bulk_update(
+            [KpiUnitYear(pk=row_pk, signed=signed[unit]) for row_pk, unit in
+             KpiUnitYear.objects.filter(year=year, level=level, unit_id__in=existing & set(signed)).values_list("pk", "unit_id")],
+            ["signed"],
+        )
+
+
+def refresh_months(year, months):
+    """Rewrite the month rows of (year, months) from the claims and cases; inside the caller's
+    transaction when there is one (an import's landing), so they commit or roll back with it."""
+    months = sorted({int(m) for m in months})
+    if not months:
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        _refresh_months(cursor, year, months)
+
+
+def refresh_dates(dates):
+    """Rewrite the months of these dates (a claim's old and new visit date, say)."""
+    by_year = {}
+    for day in dates:
+        if day is not None:
+            by_year.setdefault(day.year, set()).add(day.month)
+    for year, months in sorted(by_year.items()):
+        refresh_months(year, months)
+
+
+def rebuild_year(year):
+    """Every aggregate of the year, from scratch; returns the seconds it took."""
+    started = time.monotonic()
+    with transaction.atomic(), connection.cursor() as cursor:
+        _refresh_months(cursor, year, range(1, 13))
+        _refresh_year_figures(cursor, year)
+        seconds = Decimal(str(round(time.monotonic() - started, 2)))
+        KpiAggregateYear.objects.update_or_create(year=year, defaults={"built_at": timezone.now(), "seconds": seconds})
+    return seconds
+
+
+# --- After an import ---------------------------------------------------------------------------
+
+_DAY_COLUMN = {"settlement_outpatientclaim": "visit_date", "settlement_inpatientcase": "discharge_date"}
+
+
+class LandedMonths:
+    """The (year, month)s one import into `table` touches, refreshed last in its landing transaction.
+
+    The months rows arrive in are read from the history rows the landing wrote (all carry its
+    timestamp); the months changed rows leave are noted, set-based, before each staged chunk
+    updates them (settlement.imports.landing calls `note_stored`). Tables without KPI figures: no-op.
+    """
+
+    def __init__(self, table):
+        self.table = table
+        self.day = _DAY_COLUMN.get(table)
+        self.months = set()
+
+    def note_stored(self, cursor, stored_rows_sql):
+        if self.day is None:
+            return
+        cursor.execute(
+            f"SELECT DISTINCT EXTRACT(YEAR FROM m.{self.day})::int, EXTRACT(MONTH FROM m.{self.day})::int "
+            f"FROM ({stored_rows_sql}) m"
+        )
+        self.months.update(cursor.fetchall())
+
+    def refresh(self, cursor, landed_at):
+        if self.day is None or landed_at is None:
+            return
+        history = f"settlement_historical{self.table.removeprefix('settlement_')}"
+        cursor.execute(
+            f"SELECT DISTINCT EXTRACT(YEAR FROM {self.day})::int, EXTRACT(MONTH FROM {self.day})::int "
+            f"FROM {history} WHERE history_date = %s",
+            [landed_at],
+        )
+        by_year = {}
+        for year, month in self.months | set(cursor.fetchall()):
+            by_year.setdefault(year, set()).add(month)
+        for year, months in sorted(by_year.items()):
+            refresh_months(year, months)

@@ -150,7 +150,9 @@ def test_an_import_whose_pool_process_died_is_requeued_and_taken_over(city, work
     finally:
         blocker.execute("SELECT pg_advisory_unlock_all()")
         blocker.close()
-    done = wait_for(lambda: Job.objects.filter(pk=job.pk, status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED]).first(),
+    # 已完成 comes in the landing transaction; the summary and its counts follow just after it.
+    done = wait_for(lambda: Job.objects.filter(pk=job.pk, status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED])
+                    .exclude(status=JobStatus.SUCCEEDED, counts={}).first(),
                     timeout=60, message="导入任务未在60秒内结束")
     assert done.status == JobStatus.SUCCEEDED, done.message
     assert "执行该任务的后台进程已中断，重新开始执行" in done.log

@@ -73,15 +73,29 @@ class RevokedRelocation(AuditRule):
             GROUP BY r.person_id
             HAVING count(*) >= %(filings)s
         ),
+        -- The figures carry no person index: reach them through the person's claims and cases (by
+        -- their (person, date) indexes) and the figures' one-to-one keys.
+        items AS (
+            SELECT r.person_id, c.id AS claim_id, NULL::bigint AS case_id, c.institution_id, f.difference
+            FROM revoked r
+            JOIN {TABLES["claim"]} c ON c.person_id = r.person_id
+             AND c.visit_date BETWEEN %(first_day)s::date AND %(last_day)s::date
+            JOIN {_FIGURE} f ON f.claim_id = c.id AND f.year = %(year)s
+            UNION ALL
+            SELECT r.person_id, NULL::bigint, c.id, c.institution_id, f.difference
+            FROM revoked r
+            JOIN {TABLES["case"]} c ON c.person_id = r.person_id
+             AND c.discharge_date BETWEEN %(first_day)s::date AND %(last_day)s::date
+            JOIN {_FIGURE} f ON f.case_id = c.id AND f.year = %(year)s
+        ),
         away AS (
             SELECT f.person_id, count(*) AS n, sum(f.difference) AS amount,
-                   coalesce(array_agg(f.claim_id ORDER BY f.id) FILTER (WHERE f.claim_id IS NOT NULL), '{{}}') AS claim_ids,
-                   coalesce(array_agg(f.case_id ORDER BY f.id) FILTER (WHERE f.case_id IS NOT NULL), '{{}}') AS case_ids
-            FROM {_FIGURE} f
+                   coalesce(array_agg(f.claim_id ORDER BY f.claim_id) FILTER (WHERE f.claim_id IS NOT NULL), '{{}}') AS claim_ids,
+                   coalesce(array_agg(f.case_id ORDER BY f.case_id) FILTER (WHERE f.case_id IS NOT NULL), '{{}}') AS case_ids
+            FROM items f
             JOIN {TABLES["institution"]} i ON i.id = f.institution_id
             JOIN {TABLES["region"]} ir ON ir.id = i.county_id
-            WHERE f.year = %(year)s AND f.person_id IN (SELECT person_id FROM revoked)
-              AND NOT starts_with(ir.code, %(city)s)
+            WHERE NOT starts_with(ir.code, %(city)s)
             GROUP BY f.person_id
         )
         SELECT 'person:' || r.person_id, p.county_id, NULL::bigint, r.person_id, NULL::bigint, NULL::bigint,

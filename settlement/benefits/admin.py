@@ -22,6 +22,7 @@ from settlement.models import InpatientCase, OutpatientClaim
 
 from . import selectors, services
 from .models import BenefitFigure, BenefitRule, BenefitTable, Referral, Relocation
+from .params import REVOKING_FILINGS
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -141,7 +142,7 @@ class RelocationAdmin(ScopedAdmin):
 
     @admin.display(description="当年度异地安置待遇")
     def year_status(self, obj):
-        if obj.filings_in_year and obj.filings_in_year >= 2:
+        if obj.filings_in_year and obj.filings_in_year >= REVOKING_FILINGS:
             return f"已取消（{obj.filed_on.year}年备案{obj.filings_in_year}次）"
         return "有效"
 

@@ -6,6 +6,10 @@ from decimal import Decimal
 # parameter itself accepts more and the approval names the clause.
 CROSS_COUNTY_LIMIT = Decimal("10")
 
+# FJ: "一年内备案2次及以上的，取消当年度异地安置待遇" — a clause of the policy, not a tunable: the
+# benefit engine, its pages and audit rule REL01 must all count the same filings.
+REVOKING_FILINGS = 2
+
 
 @dataclasses.dataclass(frozen=True)
 class BenefitParams:

@@ -8,6 +8,7 @@ from django.db.models import Count, Q, Sum
 from alliances.scope import restrict
 
 from .models import BenefitFigure, Relocation
+from .params import REVOKING_FILINGS
 
 TOLERANCE = "0.01"  # SPEC §9 BEN01: |统筹支付 − 应付统筹| > 0.01 元
 DIFFERS = Q(difference__gt=TOLERANCE) | Q(difference__lt=f"-{TOLERANCE}")
@@ -82,7 +83,7 @@ def relocation_year(person_id, year):
     filings = list(Relocation.objects.filter(
         person_id=person_id, filed_on__gte=datetime.date(year, 1, 1), filed_on__lte=datetime.date(year, 12, 31),
     ).order_by("filed_on"))
-    revoked = len(filings) >= 2
+    revoked = len(filings) >= REVOKING_FILINGS
     reason = (f"{year}年备案{len(filings)}次（{'、'.join(str(f.filed_on) for f in filings)}），"
-              "一年内备案2次及以上，取消当年度异地安置待遇") if revoked else ""
+              f"一年内备案{REVOKING_FILINGS}次及以上，取消当年度异地安置待遇") if revoked else ""
     return RelocationYear(year, filings, revoked, reason)

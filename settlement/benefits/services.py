@@ -25,7 +25,7 @@ from settlement.models import ApprovalStatus, InpatientCase, JobKind, Outpatient
 
 from .checks import RuleRow, check_table, failures
 from .models import BenefitFigure, BenefitRule, BenefitTable, CareType, Referral, Relocation
-from .params import BenefitParams
+from .params import REVOKING_FILINGS, BenefitParams
 
 
 # --- benefit tables --------------------------------------------------------------------------
@@ -157,7 +157,7 @@ WITH
   base AS ({base} AND c.person_id IN (
     SELECT person_id FROM {reloc} UNION SELECT person_id FROM {ref} WHERE direction IN ('下转', '转外'))),
   revoked AS (
-    SELECT person_id FROM {reloc} WHERE filed_on BETWEEN %(first)s AND %(last)s GROUP BY person_id HAVING count(*) >= 2
+    SELECT person_id FROM {reloc} WHERE filed_on BETWEEN %(first)s AND %(last)s GROUP BY person_id HAVING count(*) >= %(revoking)s
   )
 SELECT b.id, (b.person_id IN (SELECT person_id FROM revoked)) AS revoked,
   CASE WHEN b.person_id IN (SELECT person_id FROM revoked) THEN NULL ELSE (
@@ -315,7 +315,7 @@ def _sql_params(year, params):
         "year": year, "first": datetime.date(year, 1, 1), "last": datetime.date(year, 12, 31),
         "city": city_prefix(params), "out_days": params.out_referral_days, "window": params.referral_window_days,
         "tcm": params.tcm_primary_ratio, "down": params.referral_down_points, "cross": params.cross_county_points,
-        "out": params.out_of_city_points, "now": timezone.now(),
+        "out": params.out_of_city_points, "revoking": REVOKING_FILINGS, "now": timezone.now(),
     }
 
 

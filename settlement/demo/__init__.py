@@ -17,9 +17,10 @@ from alliances.scope import Role
 from alliances.services import create_user
 from settlement.engine.models import PaymentPolicy
 from settlement.kpi_aggregates.services import rebuild_year
-from settlement.models import OutpatientClaim
+from settlement.models import InpatientCase, OutpatientClaim
 
 from . import catalogue as cat
+from .audit import write_audit_patterns
 from .benefits import write_benefits
 from .parameters import write_parameters
 from .policies import write_policies
@@ -166,7 +167,10 @@ def _seed(profile, year, log, writer, started):
         approver = _create_logins(city)
         parameter_counts = write_parameters(city, population.totals, log, approver)
         parameter_counts[PaymentPolicy] = write_policies(city.year, approver, log)
-        benefit_counts, added_claims = write_benefits(city, approver, log)
+        benefit_counts, added_claims, (audit_claims, audit_cases) = write_benefits(
+            city, approver, log, plant=lambda outside: write_audit_patterns(city.year, outside))
+        log(f"  审核演示：市外医院植入门诊结算 {audit_claims} 条、住院病例 {audit_cases} 例（重复结算、分解住院、"
+            "低标准入院、高倍率、高套分组、超频、同日多机构）")
         parameter_counts.update(benefit_counts)
     # The dashboard reads the KPI pre-aggregates: the demo year and the one before (for growth).
     for kpi_year in (city.year - 1, city.year):
@@ -181,7 +185,9 @@ def _seed(profile, year, log, writer, started):
     counts.update(reference)
     for model in WRITE_ORDER:
         counts[str(model._meta.verbose_name)] = population.totals.rows[model]
-    counts[str(OutpatientClaim._meta.verbose_name)] += added_claims  # the benefit demo's out-of-city claims
+    # the benefit demo's and the audit demo's out-of-city claims and cases
+    counts[str(OutpatientClaim._meta.verbose_name)] += added_claims + audit_claims
+    counts[str(InpatientCase._meta.verbose_name)] += audit_cases
     for model, n in parameter_counts.items():
         counts[str(model._meta.verbose_name)] = n
     return counts

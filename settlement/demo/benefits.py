@@ -57,8 +57,11 @@ def _q(model):
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def write_benefits(city, approver=None, log=print):
-    """Returns ({model: rows written}, claims added) and logs what was computed."""
+def write_benefits(city, approver=None, log=print, plant=None):
+    """Returns ({model: rows written}, claims added, what `plant` returned) and logs what was computed.
+
+    `plant(outside)` adds rows at the out-of-city hospital before 应付统筹 is computed, so they are figured.
+    """
     year = city.year
     regions = {}
     for code, name, parent in OUT_OF_CITY:
@@ -87,12 +90,13 @@ def write_benefits(city, approver=None, log=print):
         relocations = cursor.fetchone()[0]
         cursor.execute(f"SELECT count(*) FROM {names['claim']} WHERE serial LIKE 'SW%%'")
         added_claims = cursor.fetchone()[0]
+    planted = plant(outside) if plant else None
     counts = compute_expected(year, user=approver)
     log(f"  待遇政策表：{BenefitRule.objects.filter(year=year).count()} 条规则（已审批）；转诊 "
         + "、".join(f"{k}{v}" for k, v in by_direction.items()) + f"；异地安置备案 {relocations} 条")
     log(f"  应付统筹：门诊 {counts['claims']:,} 笔、住院 {counts['cases']:,} 例，与统筹支付不一致 {counts['differing']:,} 笔")
     return {BenefitRule: BenefitRule.objects.filter(year=year).count(), Referral: sum(by_direction.values()),
-            Relocation: relocations}, added_claims
+            Relocation: relocations}, added_claims, planted
 
 
 # Employees without a contract (one in 25), in five groups by id: 0 relocated (in force), 1 filed twice

@@ -221,3 +221,26 @@ def test_unserved_contract_counts_only_service_in_force_and_at_its_institution(h
     FamilyDoctorService.objects.create(person=person, institution=factories.institution(county=county),
                                        service_date=datetime.date(2025, 3, 1), item="随访")
     assert len(audit("SRV01")) == 1
+
+
+# --- LOW01 and 离院方式 ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode, fires", [(None, True), ("1", True), ("4", True), ("9", True), ("5", False),
+                                         ("2", False)])
+def test_low_standard_admission_skips_death_and_transfer_by_discharge_mode(hospital, patient, mode, fires):
+    group("GB29", "1.0", average_cost="10000.00")
+    # 2 days, 2,999.99 < 30% × 10,000.00: low standard unless the patient died (5) or was transferred (2).
+    stay = case(hospital, patient, "2025-05-01", "2025-05-03", drg="GB29", total="2999.99", personal="999.99")
+    stay.discharge_mode = mode
+    stay.save()
+    assert [f.case for f in audit("LOW01")] == ([stay] if fires else [])
+
+
+def test_split_admission_skips_a_stay_transferred_by_discharge_mode(hospital, patient):
+    first = case(hospital, patient, "2025-02-01", "2025-02-10", diagnosis="J18.9")
+    case(hospital, patient, "2025-02-20", "2025-02-25", diagnosis="J18.9")
+    assert len(audit("SPL01")) == 1
+    first.discharge_mode = "2"
+    first.save()
+    assert [f.status for f in audit("SPL01")] == ["已失效"]  # no longer produced

@@ -7,7 +7,7 @@ knows its thresholds only through the `audit` policy parameters.
 import dataclasses
 from typing import ClassVar
 
-from alliances.models import Institution
+from alliances.models import Institution, Region
 from contracts.models import Contract, InsuredPerson
 from settlement.models import DrgGroup, FamilyDoctorService, InpatientCase, OutpatientClaim
 
@@ -22,6 +22,7 @@ TABLES = {
     "claim": OutpatientClaim._meta.db_table,
     "case": InpatientCase._meta.db_table,
     "institution": Institution._meta.db_table,
+    "region": Region._meta.db_table,
     "person": InsuredPerson._meta.db_table,
     "drg_group": DrgGroup._meta.db_table,
     "contract": Contract._meta.db_table,

@@ -4,11 +4,21 @@ A case belongs to its discharge year (SPEC §3); length of stay is discharge −
 The group's 病组均次费用 is the DRG catalogue row of the audit year.
 """
 from settlement.audit.models import Severity
+from settlement.models import DischargeMode
 
 from .base import TABLES, AuditRule, register
 
 _IN_YEAR = "c.discharge_date BETWEEN %(first_day)s::date AND %(last_day)s::date"
 _STAY = "greatest(1, c.discharge_date - c.admission_date)"
+
+
+def _transferred(alias):
+    """Transferred as uploaded or set by staff, or by 离院方式 2 (InpatientCase.was_transferred)."""
+    return f"({alias}.transferred OR {alias}.discharge_mode IS NOT DISTINCT FROM '{DischargeMode.TRANSFERRED.value}')"
+
+
+def _died(alias):
+    return f"{alias}.discharge_mode IS NOT DISTINCT FROM '{DischargeMode.DIED.value}'"
 
 
 def exempt_patterns(params):
@@ -43,11 +53,11 @@ class SplitAdmission(AuditRule):
          AND (a.admission_date, a.id) < (c.admission_date, c.id)
          AND (left(a.principal_diagnosis, 3) = left(c.principal_diagnosis, 3)
               OR (a.drg_code <> '' AND a.drg_code = c.drg_code))
-         AND NOT a.incomplete_stay AND NOT a.transferred
+         AND NOT a.incomplete_stay AND NOT {_transferred('a')}
          AND NOT upper(a.principal_diagnosis) LIKE ANY (%(exempt)s)
         JOIN {TABLES["institution"]} i ON i.id = c.institution_id
         WHERE {_IN_YEAR}
-          AND NOT c.incomplete_stay AND NOT c.transferred
+          AND NOT c.incomplete_stay AND NOT {_transferred('c')}
           AND NOT upper(c.principal_diagnosis) LIKE ANY (%(exempt)s)
         ORDER BY c.id, a.discharge_date DESC, a.id DESC
         """
@@ -62,11 +72,10 @@ class LowStandardAdmission(AuditRule):
     finding_on = "住院病例"
 
     def select(self, ctx, params):
-        # 离院方式 (died) is not in this branch's cases yet; see the module of the benefits issue.
         sql = f"""
         SELECT 'case:' || c.id, i.county_id, c.institution_id, c.person_id, NULL::bigint, c.id, NULL::bigint,
                c.fund_paid,
-               format('住院%%s天（标准：不超过%%s天），总费用%%s元，低于病组%%s均次费用%%s元的%%s（%%s元）；住院完整、未转院',
+               format('住院%%s天（标准：不超过%%s天），总费用%%s元，低于病组%%s均次费用%%s元的%%s（%%s元）；住院完整、未转院、非死亡',
                       {_STAY}, %(days)s, c.total_cost, c.drg_code, g.average_cost, %(ratio)s,
                       round(g.average_cost * %(ratio)s, 2)),
                jsonb_build_object('drg_code', c.drg_code, 'average_cost', g.average_cost::text,
@@ -77,7 +86,7 @@ class LowStandardAdmission(AuditRule):
         WHERE {_IN_YEAR}
           AND {_STAY} <= %(days)s
           AND c.total_cost < g.average_cost * %(ratio)s
-          AND NOT c.incomplete_stay AND NOT c.transferred
+          AND NOT c.incomplete_stay AND NOT {_transferred('c')} AND NOT {_died('c')}
         """
         return sql, ctx.named(days=params.low_stay_days, ratio=params.low_cost_ratio)
 

@@ -1,0 +1,113 @@
+"""Rules over the benefit engine (SPEC §6.8): BEN01 待遇计算不符, REL01 异地安置待遇取消 (SPEC §9).
+
+Both read the stored 应付统筹 figures (settlement/benefits/): an audit run never recomputes them, so
+the findings say what the last 测算 said. A year never computed has no figures, hence no BEN01
+findings and a REL01 amount of 0.
+"""
+from settlement.approval import Refused
+from settlement.audit.models import Severity
+from settlement.benefits.models import BenefitFigure, Relocation
+from settlement.benefits.params import REVOKING_FILINGS, BenefitParams
+from settlement.benefits.selectors import TOLERANCE
+from settlement.benefits.services import benefit_params, city_prefix
+
+from .base import TABLES, AuditRule, register
+
+_FIGURE = BenefitFigure._meta.db_table
+_RELOCATION = Relocation._meta.db_table
+
+
+@register
+class BenefitMismatch(AuditRule):
+    code = "BEN01"
+    name = "待遇计算不符"
+    severity = Severity.SUSPECT
+    finding_on = "门诊结算记录 / 住院病例"
+
+    def select(self, ctx, params):
+        # The condition of selectors.differing() and of the figures' partial index, so the index serves it.
+        sql = f"""
+        SELECT CASE WHEN f.claim_id IS NOT NULL THEN 'claim:' || f.claim_id ELSE 'case:' || f.case_id END,
+               i.county_id, f.institution_id, f.person_id, f.claim_id, f.case_id, NULL::bigint,
+               f.difference,
+               format('%%s%%s：上报统筹支付%%s元，应付统筹%%s元，差额%%s元（容差%%s元）；应付统筹按%%s年度待遇政策测算',
+                      f.care_type, f.serial, f.fund_paid, f.expected, f.difference, %(tolerance)s, %(year)s),
+               jsonb_build_object('benefit_figure_id', f.id, 'fund_paid', f.fund_paid::text,
+                                  'expected', f.expected::text, 'difference', f.difference::text)
+        FROM {_FIGURE} f
+        JOIN {TABLES["institution"]} i ON i.id = f.institution_id
+        WHERE f.year = %(year)s
+          AND (f.difference > %(tolerance)s::numeric OR f.difference < -%(tolerance)s::numeric)
+        """
+        return sql, ctx.named(tolerance=TOLERANCE)
+
+
+def out_of_city_prefix(year):
+    """The 区划代码 prefix of the city the year's figures were computed for.
+
+    Without an approved `benefits` policy there are no figures to sum, so the defaults only decide
+    which (absent) rows would count.
+    """
+    try:
+        return city_prefix(benefit_params(year))
+    except Refused:
+        return city_prefix(BenefitParams())
+
+
+@register
+class RevokedRelocation(AuditRule):
+    code = "REL01"
+    name = "异地安置待遇取消"
+    severity = Severity.VIOLATION
+    finding_on = "参保人"
+
+    def select(self, ctx, params):
+        # A person-level finding: it sits in the person's county of insurance (like FRQ02).
+        sql = f"""
+        WITH revoked AS (
+            SELECT r.person_id, count(*) AS filings,
+                   string_agg(r.filed_on::text || '→' || r.destination, '、' ORDER BY r.filed_on) AS dates,
+                   array_agg(r.id ORDER BY r.filed_on) AS ids
+            FROM {_RELOCATION} r
+            WHERE r.filed_on BETWEEN %(first_day)s::date AND %(last_day)s::date
+            GROUP BY r.person_id
+            HAVING count(*) >= %(filings)s
+        ),
+        -- The figures carry no person index: reach them through the person's claims and cases (by
+        -- their (person, date) indexes) and the figures' one-to-one keys.
+        items AS (
+            SELECT r.person_id, c.id AS claim_id, NULL::bigint AS case_id, c.institution_id, f.difference
+            FROM revoked r
+            JOIN {TABLES["claim"]} c ON c.person_id = r.person_id
+             AND c.visit_date BETWEEN %(first_day)s::date AND %(last_day)s::date
+            JOIN {_FIGURE} f ON f.claim_id = c.id AND f.year = %(year)s
+            UNION ALL
+            SELECT r.person_id, NULL::bigint, c.id, c.institution_id, f.difference
+            FROM revoked r
+            JOIN {TABLES["case"]} c ON c.person_id = r.person_id
+             AND c.discharge_date BETWEEN %(first_day)s::date AND %(last_day)s::date
+            JOIN {_FIGURE} f ON f.case_id = c.id AND f.year = %(year)s
+        ),
+        away AS (
+            SELECT f.person_id, count(*) AS n, sum(f.difference) AS amount,
+                   coalesce(array_agg(f.claim_id ORDER BY f.claim_id) FILTER (WHERE f.claim_id IS NOT NULL), '{{}}') AS claim_ids,
+                   coalesce(array_agg(f.case_id ORDER BY f.case_id) FILTER (WHERE f.case_id IS NOT NULL), '{{}}') AS case_ids
+            FROM items f
+            JOIN {TABLES["institution"]} i ON i.id = f.institution_id
+            JOIN {TABLES["region"]} ir ON ir.id = i.county_id
+            WHERE NOT starts_with(ir.code, %(city)s)
+            GROUP BY f.person_id
+        )
+        SELECT 'person:' || r.person_id, p.county_id, NULL::bigint, r.person_id, NULL::bigint, NULL::bigint,
+               NULL::bigint,
+               coalesce(a.amount, 0.00),
+               format('%%s年异地安置备案%%s次（%%s），一年内备案%%s次及以上，取消当年度异地安置待遇；'
+                      '当年市外就医%%s笔，统筹支付与应付统筹差额合计%%s元',
+                      %(year)s, r.filings, r.dates, %(filings)s, coalesce(a.n, 0), coalesce(a.amount, 0.00)),
+               jsonb_build_object('relocation_ids', r.ids, 'claim_ids', coalesce(a.claim_ids, '{{}}'),
+                                  'case_ids', coalesce(a.case_ids, '{{}}'))
+        FROM revoked r
+        JOIN {TABLES["person"]} p ON p.id = r.person_id
+        LEFT JOIN away a ON a.person_id = r.person_id
+        """
+        return sql, ctx.named(filings=REVOKING_FILINGS, city=out_of_city_prefix(ctx.year))

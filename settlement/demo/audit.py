@@ -21,7 +21,7 @@ from settlement.benefits.models import BenefitRule, Referral, Relocation
 from settlement.benefits.params import BenefitParams
 from django.db.models import Count, Q
 
-from settlement.models import DrgGroup, InpatientCase, OutpatientClaim
+from settlement.models import DischargeMode, DrgGroup, InpatientCase, OutpatientClaim
 
 # rule → findings planted (the demo test asserts these figures).
 PLANTED = {"DUP01": 4, "SPL01": 3, "LOW01": 3, "HIC01": 3, "UPC01": 1, "FRQ01": 2, "FRQ02": 2}
@@ -88,6 +88,9 @@ class _Planter:
             institution=hospital, serial=self._next_serial("ZY"), person=person, admission_date=admitted,
             discharge_date=admitted + datetime.timedelta(days=days), principal_diagnosis=_DIAGNOSES[group.code],
             drg_code=group.code, total_cost=cost, fund_paid=fund, personal_paid=cost - fund,
+            # 医嘱离院, as the demo's other cases carry a 离院方式: no planted stay is a death or a transfer,
+            # which LOW01 and SPL01 would exempt.
+            discharge_mode=DischargeMode.ORDERED,
         ))
 
 

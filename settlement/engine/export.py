@@ -52,32 +52,32 @@ def export_format(path):
     return suffix[1:]
 
 
-def write_csv(run, stream, user=None):
+def write_money_csv(stream, headers, rows):
+    """A table of (code, name, money…) rows: the money as plain numbers with exactly two decimals."""
     writer = csv.writer(stream)
-    writer.writerow([header for header, _ in COLUMNS])
+    writer.writerow(headers)
     count = 0
-    for row in rows_of(run, user):
-        # Money is written with exactly two decimals, as plain numbers.
-        writer.writerow([f"{v:.2f}" if i >= 2 else v for i, v in enumerate(row)])
+    for row in rows:
+        writer.writerow([*row[:2], *(f"{value:.2f}" for value in row[2:])])
         count += 1
     return count
 
 
-def write_xlsx(run, stream, user=None):
+def write_money_xlsx(stream, title, headers, rows, number_format="0.00"):
+    """The same table as one xlsx sheet: code and name as text (18-digit codes stay whole), money as numbers."""
     from openpyxl import Workbook
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("结算结果")
-    sheet.append([header for header, _ in COLUMNS])
-    count = 0
     from openpyxl.cell import WriteOnlyCell
 
-    for row in rows_of(run, user):
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(title)
+    sheet.append(headers)
+    count = 0
+    for row in rows:
         cells = []
         for index, value in enumerate(row):
             cell = WriteOnlyCell(sheet, value=value)
             if index >= 2:
-                cell.number_format = "0.00"
+                cell.number_format = number_format
             else:
                 cell.data_type = "s"
             cells.append(cell)
@@ -85,6 +85,14 @@ def write_xlsx(run, stream, user=None):
         count += 1
     workbook.save(stream)
     return count
+
+
+def write_csv(run, stream, user=None):
+    return write_money_csv(stream, [header for header, _ in COLUMNS], rows_of(run, user))
+
+
+def write_xlsx(run, stream, user=None):
+    return write_money_xlsx(stream, "结算结果", [header for header, _ in COLUMNS], rows_of(run, user))
 
 
 def _trail(run, user, channel, count, file_name):

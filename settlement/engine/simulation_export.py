@@ -3,13 +3,9 @@ then each of Q, A, E, 年终清算金额 as 基准 / 模拟 / 差额 columns; xl
 
 The page's export adds S and the unit's part after those (the figures the result page shows).
 """
-import csv
 import io
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-
-from .export import export_format, safe_text
+from .export import export_format, safe_text, write_money_csv, write_money_xlsx
 from .simulation import visible_units
 
 KINDS = ("基准", "模拟", "差额")
@@ -32,33 +28,12 @@ def rows_of(simulation, user=None, extended=False):
 
 
 def write_csv(simulation, stream, user=None, extended=False):
-    writer = csv.writer(stream)
-    writer.writerow(headers(extended))
-    count = 0
-    for row in rows_of(simulation, user, extended):
-        writer.writerow(row[:2] + [f"{value:.2f}" for value in row[2:]])
-        count += 1
-    return count
+    return write_money_csv(stream, headers(extended), rows_of(simulation, user, extended))
 
 
 def write_xlsx(simulation, stream, user=None, extended=False):
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("政策模拟")
-    sheet.append(headers(extended))
-    count = 0
-    for row in rows_of(simulation, user, extended):
-        cells = []
-        for index, value in enumerate(row):
-            cell = WriteOnlyCell(sheet, value=value)
-            if index >= 2:
-                cell.number_format = "#,##0.00"
-            else:
-                cell.data_type = "s"
-            cells.append(cell)
-        sheet.append(cells)
-        count += 1
-    workbook.save(stream)
-    return count
+    return write_money_xlsx(stream, "政策模拟", headers(extended), rows_of(simulation, user, extended),
+                            number_format="#,##0.00")
 
 
 def export_simulation(simulation, path, user=None):

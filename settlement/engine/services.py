@@ -14,6 +14,7 @@ Lifecycle: 草稿 → 计算中 → 已计算 → 已审核 → 已拨付 (or �
   inputs only when they are this computation's, else gathers again (SPEC §7); a task of an earlier
   computation finds its number outdated and writes nothing.
 """
+import collections
 import json
 import logging
 
@@ -215,15 +216,15 @@ def _gather_and_store(run, computation, sync):
             .values_list("unit_code").annotate(total=Sum("amount")).values_list("unit_code", "total")
         )
         encoded = [
-            RunUnit(run=run, unit_code=code, unit_name=str(getattr(item, "unit_name", ""))[:200],
-                    inputs=codec.encode(item), paid=q2(paid.get(code) or 0), computation=computation)
+            {"unit_code": code, "unit_name": str(getattr(item, "unit_name", ""))[:200], "inputs": codec.encode(item),
+             "paid": str(q2(paid.get(code) or 0))}
             for code, item in inputs.items()
         ]
     except Exception as exc:  # any input problem fails the run with its reason, nothing half-landed
         log.exception("gather failed for run %s", run_id)
         fail_run(run_id, f"数据汇总失败：{exc}", computation=computation)
         return
-    codes = [unit.unit_code for unit in encoded]
+    codes = [unit["unit_code"] for unit in encoded]
     with transaction.atomic():
         run = SettlementRun.objects.select_for_update().get(pk=run_id)
         if (run.status != RunStatus.COMPUTING or run.computation != computation
@@ -231,7 +232,7 @@ def _gather_and_store(run, computation, sync):
             return  # restarted, failed or gathered by a twin delivery meanwhile: drop these inputs
         RunUnit.objects.filter(run=run).delete()
         _delete_results(run)
-        RunUnit.objects.bulk_create(encoded, batch_size=1000)
+        _insert_units(run, encoded, computation)
         # In the same transaction as the inputs: from here on a resume may reuse them.
         SettlementRun.objects.filter(pk=run_id).update(
             units_total=len(encoded), units_done=0, gathered_computation=computation,
@@ -244,6 +245,16 @@ def _gather_and_store(run, computation, sync):
         finish_run(run_id, computation)
     elif sync:
         dispatch_units(run_id, codes, computation, sync=True)
+
+
+def _insert_units(run, encoded, computation):
+    """The gathered inputs as `RunUnit` rows, in one statement of one JSON document (as `_upsert_results`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            INSERT INTO {RunUnit._meta.db_table} (run_id, unit_code, unit_name, inputs, paid, done, computation)
+            SELECT %(run)s, unit_code, unit_name, inputs, paid, false, %(computation)s
+              FROM jsonb_to_recordset(%(rows)s::jsonb) AS g(unit_code text, unit_name text, inputs jsonb, paid numeric)
+        """, {"run": run.pk, "computation": computation, "rows": json.dumps(encoded, ensure_ascii=False)})
 
 
 # Units travel in batches: one task computes a batch and persists it in one transaction (one bulk
@@ -287,6 +298,11 @@ def compute_unit(run_id, unit_code, computation=None):
     compute_units(run_id, [unit_code], computation)
 
 
+# A unit's stored inputs as plain values: a batch reads hundreds of them, and model instances cost more
+# than the computation.
+_StoredUnit = collections.namedtuple("_StoredUnit", "pk unit_code unit_name inputs paid computation")
+
+
 def compute_units(run_id, unit_codes, computation=None):
     """Compute a batch of a run's units from their stored inputs and persist them together.
 
@@ -296,7 +312,10 @@ def compute_units(run_id, unit_codes, computation=None):
     run = SettlementRun.objects.select_related("region").filter(pk=run_id).first()
     if run is None or run.status != RunStatus.COMPUTING:
         return
-    units = list(RunUnit.objects.filter(run_id=run_id, unit_code__in=list(unit_codes)).order_by("unit_code"))
+    units = [
+        _StoredUnit(*row) for row in RunUnit.objects.filter(run_id=run_id, unit_code__in=list(unit_codes))
+        .order_by("unit_code").values_list(*_StoredUnit._fields)
+    ]
     if computation is None and units:  # a message sent before computations were numbered
         computation = units[0].computation
     # Units of an earlier computation of this run: their inputs are gone, they must not count.
@@ -447,16 +466,11 @@ def finish_run(run_id, computation=None):
             # gather never stored anything has no figures to finish with.
             if run.gathered_computation != run.computation or run.units.filter(done=False).exists():
                 return
-            results = list(run.results.order_by("unit_code"))
-            outcomes = [
-                UnitOutcome(
-                    unit_code=r.unit_code, unit_name=r.unit_name, quota=r.quota, actual=r.actual, surplus=r.surplus,
-                    unit_part=r.unit_part, fund_part=r.fund_part, entitled=r.entitled, paid=r.paid,
-                    amount=r.amount, details=r.details, warnings=tuple(r.warnings),
-                )
-                for r in results
-            ]
-            warnings = [f"{r.unit_name or r.unit_code}：{w}" for r in results for w in r.warnings]
+            # Plain values, not model instances: a run of a thousand units reads them all.
+            fields = ("unit_code",) + _RESULT_FIELDS
+            results = [dict(zip(fields, row)) for row in run.results.order_by("unit_code").values_list(*fields)]
+            outcomes = [UnitOutcome(**{**r, "warnings": tuple(r["warnings"])}) for r in results]
+            warnings = [f"{o.unit_name or o.unit_code}：{w}" for o in outcomes for w in o.warnings]
             warnings += list(get_rule(run.scheme).finish(_context(run), _params(run), outcomes) or [])
             if not results:
                 warnings.append("没有需要结算的单位")

@@ -7,14 +7,21 @@ every unit, finish). The reference is
     SELECT institution_id, sum(fund_paid) FROM settlement_outpatientclaim GROUP BY 1
 Targets: the seven together ≤ 10× the scan, no scheme alone > 3×. Figures are printed, never asserted.
 
+`--save FILE` writes every figure of the runs' unit results (Q, A, S, parts, E, paid, amount, details,
+warnings) after the runs; `--compare FILE` reads such a file and prints each unit whose figures differ,
+so a change to a gather or to persistence can be shown to give the same results to the cent.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal_city SECRET_KEY=x \
-        .venv/bin/python bench/yearend_bench.py [--year 2025] [--scheme drg ...] [--repeat 1]
+        .venv/bin/python bench/yearend_bench.py [--year 2025] [--scheme drg ...] [--repeat 1] \
+        [--save before.json | --compare before.json]
 """
 import argparse
+import json
 import os
 import statistics
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -38,11 +45,45 @@ def reference_scan():
     return time.perf_counter() - started
 
 
+RESULT_FIGURES = ("unit_name", "quota", "actual", "surplus", "unit_part", "fund_part", "entitled", "paid", "amount",
+                  "details", "warnings")
+
+
+def figures(runs):
+    """scheme → {unit code → its figures as JSON-safe values}, plus the run's own warnings."""
+    snapshot = {}
+    for scheme, run in runs.items():
+        rows = run.results.order_by("unit_code").values_list("unit_code", *RESULT_FIGURES)
+        units = {code: [str(v) if isinstance(v, Decimal) else v for v in values] for code, *values in rows}
+        snapshot[scheme] = {"warnings": run.warnings, "units": units}
+    return snapshot
+
+
+def compare(before, after):
+    differences = 0
+    for scheme in after:
+        old, new = before.get(scheme), after[scheme]
+        if old is None:
+            print(f"{scheme}: 对照文件中没有该方案")
+            continue
+        for code in sorted(set(old["units"]) | set(new["units"])):
+            if old["units"].get(code) != new["units"].get(code):
+                differences += 1
+                print(f"{scheme} {code}：之前 {old['units'].get(code)}，之后 {new['units'].get(code)}")
+        if old["warnings"] != new["warnings"]:
+            differences += 1
+            print(f"{scheme}：批次提示不同")
+        print(f"{scheme}：{len(new['units'])} 个单位已对照")
+    print("全部单位结果与对照文件一致" if not differences else f"共 {differences} 处不同")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--year", type=int, help="settlement year (default: the latest year with claims)")
     parser.add_argument("--scheme", action="append", choices=SCHEMES, help="only these schemes (repeatable)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per scheme; the fastest is reported")
+    parser.add_argument("--save", help="write every unit result figure of the runs to this JSON file")
+    parser.add_argument("--compare", help="compare the runs' unit results with a file written by --save")
     args = parser.parse_args()
 
     from settlement.engine.base import get_rule
@@ -57,7 +98,7 @@ def main():
     year = args.year or latest.year
     reference_scan()  # warm the cache once, as every settlement will find it
 
-    rows, refs = [], []
+    rows, refs, runs = [], [], {}
     for scheme in args.scheme or SCHEMES:
         best = None
         for _ in range(args.repeat):
@@ -71,6 +112,7 @@ def main():
             started = time.perf_counter()
             get_rule(scheme).gather(_context(run), _params(run))
             gather = time.perf_counter() - started
+            runs[scheme] = run
             if best is None or whole < best[0]:
                 best = (whole, gather, run.units_total)
         if best:
@@ -84,6 +126,11 @@ def main():
     total = sum(row[1] for row in rows)
     print(f"合计 {total:.2f} 秒 = {total / ref:.2f}× 参照查询（目标 ≤ 10×）")
     print("系统负载（1/5/15 分钟）：" + " / ".join(f"{x:.2f}" for x in os.getloadavg()))
+    if args.save:
+        Path(args.save).write_text(json.dumps(figures(runs), ensure_ascii=False, sort_keys=True))
+        print(f"单位结果已写入 {args.save}")
+    if args.compare:
+        compare(json.loads(Path(args.compare).read_text()), figures(runs))
 
 
 if __name__ == "__main__":

@@ -14,13 +14,14 @@ Lifecycle: 草稿 → 计算中 → 已计算 → 已审核 → 已拨付 (or �
   inputs only when they are this computation's, else gathers again (SPEC §7); a task of an earlier
   computation finds its number outdated and writes nothing.
 """
+import collections
+import json
 import logging
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history
 
 from alliances.models import Region
 from alliances.scope import Role, restrict, scope_for
@@ -161,7 +162,7 @@ def start_run(scheme, year, region_code=None, user=None, sync=False):
             # The previous computation's inputs, done flags and figures go with it: none of them is
             # this computation's, and the run page must not show them as if they were.
             RunUnit.objects.filter(run=run).delete()
-            UnitResult.objects.filter(run=run).delete()
+            _delete_results(run)
             if not sync:
                 from .tasks import gather_run_task
 
@@ -215,23 +216,23 @@ def _gather_and_store(run, computation, sync):
             .values_list("unit_code").annotate(total=Sum("amount")).values_list("unit_code", "total")
         )
         encoded = [
-            RunUnit(run=run, unit_code=code, unit_name=str(getattr(item, "unit_name", ""))[:200],
-                    inputs=codec.encode(item), paid=q2(paid.get(code) or 0), computation=computation)
+            {"unit_code": code, "unit_name": str(getattr(item, "unit_name", ""))[:200], "inputs": codec.encode(item),
+             "paid": str(q2(paid.get(code) or 0))}
             for code, item in inputs.items()
         ]
     except Exception as exc:  # any input problem fails the run with its reason, nothing half-landed
         log.exception("gather failed for run %s", run_id)
         fail_run(run_id, f"数据汇总失败：{exc}", computation=computation)
         return
-    codes = [unit.unit_code for unit in encoded]
+    codes = [unit["unit_code"] for unit in encoded]
     with transaction.atomic():
         run = SettlementRun.objects.select_for_update().get(pk=run_id)
         if (run.status != RunStatus.COMPUTING or run.computation != computation
                 or run.gathered_computation == computation):
             return  # restarted, failed or gathered by a twin delivery meanwhile: drop these inputs
         RunUnit.objects.filter(run=run).delete()
-        UnitResult.objects.filter(run=run).delete()
-        RunUnit.objects.bulk_create(encoded, batch_size=1000)
+        _delete_results(run)
+        _insert_units(run, encoded, computation)
         # In the same transaction as the inputs: from here on a resume may reuse them.
         SettlementRun.objects.filter(pk=run_id).update(
             units_total=len(encoded), units_done=0, gathered_computation=computation,
@@ -246,11 +247,24 @@ def _gather_and_store(run, computation, sync):
         dispatch_units(run_id, codes, computation, sync=True)
 
 
+def _insert_units(run, encoded, computation):
+    """The gathered inputs as `RunUnit` rows, in one statement of one JSON document (as `_upsert_results`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            INSERT INTO {RunUnit._meta.db_table} (run_id, unit_code, unit_name, inputs, paid, done, computation)
+            SELECT %(run)s, unit_code, unit_name, inputs, paid, false, %(computation)s
+              FROM jsonb_to_recordset(%(rows)s::jsonb) AS g(unit_code text, unit_name text, inputs jsonb, paid numeric)
+        """, {"run": run.pk, "computation": computation, "rows": json.dumps(encoded, ensure_ascii=False)})
+
+
 # Units travel in batches: one task computes a batch and persists it in one transaction (one bulk
 # insert of the results, one update of the done flags and the counter), instead of ~10 queries per
 # unit. A small run still spreads over the workers: at least WORKER_SPREAD batches when it can.
 UNIT_BATCH = 50
 WORKER_SPREAD = 8
+# In-process (`settle --sync`) there are no workers to spread over, and each batch costs its own dozen
+# round trips: the batches are as large as one transaction comfortably holds.
+SYNC_BATCH = 1000
 
 
 def unit_batches(unit_codes):
@@ -259,11 +273,12 @@ def unit_batches(unit_codes):
 
 
 def dispatch_units(run_id, unit_codes, computation, sync=False):
-    batches = unit_batches(list(unit_codes))
+    unit_codes = list(unit_codes)
     if sync:
-        for batch in batches:
-            compute_units(run_id, batch, computation)
+        for start in range(0, len(unit_codes), SYNC_BATCH):
+            compute_units(run_id, unit_codes[start: start + SYNC_BATCH], computation)
         return
+    batches = unit_batches(unit_codes)
     from .tasks import compute_units_task
 
     for batch in batches:
@@ -283,6 +298,11 @@ def compute_unit(run_id, unit_code, computation=None):
     compute_units(run_id, [unit_code], computation)
 
 
+# A unit's stored inputs as plain values: a batch reads hundreds of them, and model instances cost more
+# than the computation.
+_StoredUnit = collections.namedtuple("_StoredUnit", "pk unit_code unit_name inputs paid computation")
+
+
 def compute_units(run_id, unit_codes, computation=None):
     """Compute a batch of a run's units from their stored inputs and persist them together.
 
@@ -292,7 +312,10 @@ def compute_units(run_id, unit_codes, computation=None):
     run = SettlementRun.objects.select_related("region").filter(pk=run_id).first()
     if run is None or run.status != RunStatus.COMPUTING:
         return
-    units = list(RunUnit.objects.filter(run_id=run_id, unit_code__in=list(unit_codes)).order_by("unit_code"))
+    units = [
+        _StoredUnit(*row) for row in RunUnit.objects.filter(run_id=run_id, unit_code__in=list(unit_codes))
+        .order_by("unit_code").values_list(*_StoredUnit._fields)
+    ]
     if computation is None and units:  # a message sent before computations were numbered
         computation = units[0].computation
     # Units of an earlier computation of this run: their inputs are gone, they must not count.
@@ -333,13 +356,73 @@ class _RunNotComputing(Exception):
     pass
 
 
-def _result_values(outcome):
-    return {
-        "unit_name": outcome.unit_name, "quota": outcome.quota, "actual": outcome.actual,
-        "surplus": outcome.surplus, "unit_part": outcome.unit_part, "fund_part": outcome.fund_part,
-        "entitled": outcome.entitled, "paid": outcome.paid, "amount": outcome.amount,
-        "details": codec.to_json_safe(outcome.details), "warnings": list(outcome.warnings),
-    }
+# Results are written set-based: a batch's rows go in as one JSON document, upserted and given their
+# history rows ("+" new, "~" replaced) in one statement, and a run's old results leave in one statement
+# with a "-" history row each. Through the ORM a batch of 50 cost ~25 ms of per-row Python and a
+# re-run's delete one history INSERT per result (1.4 s for a family-doctor run of 910 institutions).
+# The history rows carry what simple_history would write for each row saved or deleted here.
+_RESULT_FIELDS = ("unit_name", "quota", "actual", "surplus", "unit_part", "fund_part", "entitled", "paid", "amount",
+                  "details", "warnings")
+_RESULT_COLUMNS = ", ".join(("run_id", "unit_code") + _RESULT_FIELDS + ("computed_at",))
+
+
+def _history_columns():
+    history = UnitResult.history.model
+    tracked = [field.column for field in history.tracked_fields]
+    return ", ".join(tracked), ", ".join(f"r.{column}" for column in tracked)
+
+
+def _history_user_id():
+    """The user simple_history would name for a result saved now (the request's, else none)."""
+    user = UnitResult.history.model.get_default_history_user(UnitResult())
+    return getattr(user, "pk", None)
+
+
+def _upsert_results(run, outcomes):
+    """Insert or replace the outcomes' result rows of `run`, each with its history row, in one statement."""
+    rows = [
+        {"unit_code": outcome.unit_code, "unit_name": outcome.unit_name,
+         **{field: str(getattr(outcome, field)) for field in _RESULT_FIELDS[1:-2]},
+         "details": codec.to_json_safe(outcome.details), "warnings": list(outcome.warnings)}
+        for outcome in outcomes
+    ]
+    money = ", ".join(f"{field} numeric" for field in _RESULT_FIELDS[1:-2])
+    tracked, selected = _history_columns()
+    sql = f"""
+        WITH given AS (
+            SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
+                AS g(unit_code text, unit_name text, {money}, details jsonb, warnings jsonb)
+        ), stored AS (
+            SELECT unit_code FROM {UnitResult._meta.db_table}
+             WHERE run_id = %(run)s AND unit_code IN (SELECT unit_code FROM given)
+        ), written AS (
+            INSERT INTO {UnitResult._meta.db_table} AS u ({_RESULT_COLUMNS})
+            SELECT %(run)s, unit_code, {", ".join(_RESULT_FIELDS)}, %(now)s FROM given
+            ON CONFLICT (run_id, unit_code) DO UPDATE SET
+                {", ".join(f"{field} = EXCLUDED.{field}" for field in _RESULT_FIELDS)}, computed_at = EXCLUDED.computed_at
+            RETURNING u.*
+        )
+        INSERT INTO {UnitResult.history.model._meta.db_table}
+               ({tracked}, history_date, history_change_reason, history_type, history_user_id)
+        SELECT {selected}, %(now)s, NULL,
+               CASE WHEN r.unit_code IN (SELECT unit_code FROM stored) THEN '~' ELSE '+' END, %(user)s
+          FROM written r
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"rows": json.dumps(rows, ensure_ascii=False), "run": run.pk, "now": timezone.now(),
+                             "user": _history_user_id()})
+
+
+def _delete_results(run):
+    """Delete every result of `run` in one statement, each with its "-" history row."""
+    tracked, selected = _history_columns()
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            WITH r AS (DELETE FROM {UnitResult._meta.db_table} WHERE run_id = %(run)s RETURNING *)
+            INSERT INTO {UnitResult.history.model._meta.db_table}
+                   ({tracked}, history_date, history_change_reason, history_type, history_user_id)
+            SELECT {selected}, %(now)s, NULL, '-', %(user)s FROM r
+        """, {"run": run.pk, "now": timezone.now(), "user": _history_user_id()})
 
 
 def _persist(run, outcomes, computation):
@@ -355,25 +438,17 @@ def _persist(run, outcomes, computation):
         if not current:
             # Approved, failed or restarted meanwhile: never touch a closed run or another computation.
             raise _RunNotComputing()
-        codes = [outcome.unit_code for _, outcome in outcomes]
-        stored = {row.unit_code: row for row in UnitResult.objects.filter(run=run, unit_code__in=codes)}
-        fresh = []
-        for _, outcome in outcomes:
-            values = _result_values(outcome)
-            row = stored.get(outcome.unit_code)
-            if row is None:
-                fresh.append(UnitResult(run=run, unit_code=outcome.unit_code, **values))
-            else:  # a redelivered or resumed unit: its result is replaced, with a history row
-                for field, value in values.items():
-                    setattr(row, field, value)
-                row.save()
-        if fresh:
-            bulk_create_with_history(fresh, UnitResult, batch_size=500)
+        # A redelivered or resumed unit's result is replaced, with a history row.
+        _upsert_results(run, [outcome for _, outcome in outcomes])
         first_time = RunUnit.objects.filter(
             pk__in=[unit.pk for unit, _ in outcomes], computation=computation, done=False,
         ).update(done=True)
-        SettlementRun.objects.filter(pk=run.pk).update(units_done=F("units_done") + first_time)
-        done, total = SettlementRun.objects.filter(pk=run.pk).values_list("units_done", "units_total").get()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {SettlementRun._meta.db_table} SET units_done = units_done + %s WHERE id = %s"
+                " RETURNING units_done, units_total", [first_time, run.pk],
+            )
+            done, total = cursor.fetchone()
         if run.job_id:
             Job.objects.filter(pk=run.job_id).update(progress_done=done)
     # Only a batch whose completions counted may finish the run (a redelivered one must not).
@@ -391,16 +466,11 @@ def finish_run(run_id, computation=None):
             # gather never stored anything has no figures to finish with.
             if run.gathered_computation != run.computation or run.units.filter(done=False).exists():
                 return
-            results = list(run.results.order_by("unit_code"))
-            outcomes = [
-                UnitOutcome(
-                    unit_code=r.unit_code, unit_name=r.unit_name, quota=r.quota, actual=r.actual, surplus=r.surplus,
-                    unit_part=r.unit_part, fund_part=r.fund_part, entitled=r.entitled, paid=r.paid,
-                    amount=r.amount, details=r.details, warnings=tuple(r.warnings),
-                )
-                for r in results
-            ]
-            warnings = [f"{r.unit_name or r.unit_code}：{w}" for r in results for w in r.warnings]
+            # Plain values, not model instances: a run of a thousand units reads them all.
+            fields = ("unit_code",) + _RESULT_FIELDS
+            results = [dict(zip(fields, row)) for row in run.results.order_by("unit_code").values_list(*fields)]
+            outcomes = [UnitOutcome(**{**r, "warnings": tuple(r["warnings"])}) for r in results]
+            warnings = [f"{o.unit_name or o.unit_code}：{w}" for o in outcomes for w in o.warnings]
             warnings += list(get_rule(run.scheme).finish(_context(run), _params(run), outcomes) or [])
             if not results:
                 warnings.append("没有需要结算的单位")
@@ -452,7 +522,7 @@ def resume_run(run, user=None, sync=False):
             run.computation += 1
             run.units_total = run.units_done = 0
             RunUnit.objects.filter(run=run).delete()
-            UnitResult.objects.filter(run=run).delete()
+            _delete_results(run)
         run.status = RunStatus.COMPUTING
         run.failure_reason = ""
         run.finished_at = None

@@ -112,3 +112,36 @@ def test_one_failing_unit_fails_the_run_and_writes_nothing_of_its_batch(monkeypa
     assert run.status == RunStatus.FAILED
     assert "YGT-02" in run.failure_reason and "输入有误" in run.failure_reason
     assert not UnitResult.objects.filter(run=run).exists() and run.units_done == 0
+
+
+@pytest.mark.django_db
+def test_a_rerun_replaces_every_result_with_a_history_row_for_each_deletion_and_insertion():
+    build_alliances()
+    policy()
+    first = start_run("capitation", 2025, sync=True)
+    old_ids = set(UnitResult.objects.filter(run=first).values_list("pk", flat=True))
+    again = start_run("capitation", 2025, sync=True)
+    assert again.pk == first.pk and again.status == RunStatus.COMPUTED
+    history = UnitResult.history.filter(run_id=again.pk)
+    # The 20 results of the first computation deleted, each with its "-" row naming its own id and figures…
+    deleted = history.filter(history_type="-")
+    assert set(deleted.values_list("id", flat=True)) == old_ids
+    assert dict(deleted.values_list("unit_code", "amount")) == {
+        f"YGT-{i:02d}": D(1020 - 85 * i).quantize(D("0.01")) for i in range(1, UNITS + 1)}
+    # …and 20 new ones inserted, twice over: 40 "+" rows, no "~".
+    assert history.filter(history_type="+").count() == 2 * UNITS and not history.filter(history_type="~").exists()
+    assert set(history.values_list("history_user_id", flat=True)) == {None}
+    assert UnitResult.objects.filter(run=again).count() == UNITS
+
+
+@pytest.mark.django_db
+def test_a_redelivered_batch_writes_a_change_row_per_replaced_result():
+    build_alliances()
+    policy()
+    run = start_run("capitation", 2025, sync=True)
+    SettlementRun.objects.filter(pk=run.pk).update(status=RunStatus.COMPUTING)
+    services.compute_units(run.pk, ["YGT-01", "YGT-02"], run.computation)
+    changed = UnitResult.history.filter(run_id=run.pk, history_type="~")
+    # 1,020 − 85 × 1 and 1,020 − 85 × 2, as before the redelivery.
+    assert sorted(changed.values_list("unit_code", "amount")) == [("YGT-01", D("935.00")), ("YGT-02", D("850.00"))]
+    assert UnitResult.objects.filter(run=run).count() == UNITS

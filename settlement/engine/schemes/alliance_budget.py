@@ -11,14 +11,15 @@ import dataclasses
 import datetime
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q, Sum
 
 from alliances.models import Alliance
-from contracts.coverage import COVERAGE_SQL, coverage_counts, coverage_params, covered_persons
+from contracts.coverage import COVERAGE_SQL, coverage_params, covered_persons
 from contracts.models import InsuranceType
 from settlement.models import VisitType
 
+from .. import sql as S
 from ..base import RunContext, SchemeRule, UnitOutcome, q2, register
 
 ONE = Decimal("1")
@@ -52,6 +53,38 @@ def actual_by_alliance(year, alliance_ids, by_month=False):
     if by_month:
         return {(pk, m): total for pk, m, total in rows}
     return {pk: total for pk, _, total in rows}
+
+
+def actual_and_coverage(year, alliance_ids):
+    """(alliance id → A, alliance id → (persons covered by contract, by default)) of the residents, as
+    `actual_by_alliance` and `coverage_counts` give them, with the coverage worked out once.
+
+    Each of those two statements works the coverage out afresh (sorting the year's contracts for every
+    person's first one, in each parallel worker): on the city data that was the larger part of both.
+    Here it is kept in a scratch table that the claims join and the counts both read.
+    """
+    first, last = coverage_params(year)
+    resident_coverage = f"""
+        SELECT cov.person_id, cov.alliance_id, cov.by_contract FROM ({COVERAGE_SQL}) cov
+         WHERE cov.insurance_type = %s AND cov.alliance_id = ANY(%s::bigint[])"""
+    with transaction.atomic(), connection.cursor() as cursor:
+        S.roomy(cursor)
+        with S.scratch_table("alliance_coverage", resident_coverage,
+                             [first, last, InsuranceType.RESIDENT, list(alliance_ids)]) as coverage:
+            cursor.execute(
+                f"""SELECT cov.alliance_id, SUM(c.fund_paid)
+                      FROM settlement_outpatientclaim c JOIN {coverage} cov ON cov.person_id = c.person_id
+                     WHERE c.visit_date BETWEEN %s AND %s AND c.visit_type = %s
+                     GROUP BY 1""",
+                [first, last, VisitType.GENERAL],
+            )
+            actual = dict(cursor.fetchall())
+            cursor.execute(
+                f"""SELECT alliance_id, COUNT(*) FILTER (WHERE by_contract), COUNT(*) FILTER (WHERE NOT by_contract)
+                      FROM {coverage} GROUP BY 1"""
+            )
+            found = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+    return actual, {pk: found.get(pk, (0, 0)) for pk in alliance_ids}
 
 
 def counties_without_default(county_ids):
@@ -172,8 +205,7 @@ class AllianceBudgetRule(SchemeRule):
                 "以下县区有多个医共体但未指定县区默认医共体，无法确定未签约居民归属哪个医共体："
                 f"{'、'.join(f'{name}（{code}）' for name, code in unsettled)}。请在医共体中勾选“县区默认医共体”。"
             )
-        actual = actual_by_alliance(ctx.year, [a.pk for a in alliances])
-        covered = coverage_counts(ctx.year, [a.pk for a in alliances], InsuranceType.RESIDENT)
+        actual, covered = actual_and_coverage(ctx.year, [a.pk for a in alliances])
         scores = dict(
             Assessment.objects.filter(year=ctx.year, unit_code__in=[a.code for a in alliances])
             .values_list("unit_code", "score")

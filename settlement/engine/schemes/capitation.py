@@ -491,16 +491,24 @@ def _head_rows(year, params, standards, segments):
     r_lo = S.greatest("s.lo", S.first_month("r.filed_on", year))
     r_hi = S.least("s.hi", S.last_month("r.ended_on", year))
     class_rows, disease_rows = [], []
+    # Heads are counted as the groups of a per-person GROUP BY rather than COUNT(DISTINCT): that is two
+    # hash aggregates the parallel workers share, where COUNT(DISTINCT) sorted every segment of the city
+    # in one process (2.6 s of the city's 3.7 s). A person's insurance type and age band are the
+    # person's own, so each person falls in one class either way.
     for row in S.fetch(f"""
         WITH {seg}
-        SELECT alliance_id, insurance_type, age_band, NULL AS disease_id, SUM(hi - lo + 1), COUNT(DISTINCT person_id)
-        FROM seg GROUP BY alliance_id, insurance_type, age_band
+        SELECT alliance_id, insurance_type, age_band, NULL AS disease_id, SUM(months), COUNT(*) FROM (
+            SELECT alliance_id, insurance_type, age_band, person_id, SUM(hi - lo + 1) AS months
+            FROM seg GROUP BY alliance_id, insurance_type, age_band, person_id
+        ) per_person GROUP BY alliance_id, insurance_type, age_band
         UNION ALL
-        SELECT s.alliance_id, s.insurance_type, s.age_band, r.disease_id,
-               SUM({r_hi} - {r_lo} + 1), COUNT(DISTINCT s.person_id)
-        FROM seg s JOIN contracts_diseaseregistration r ON r.person_id = s.person_id
-        WHERE r.filed_on <= %(dec31)s AND (r.ended_on IS NULL OR r.ended_on >= %(jan31)s) AND {r_hi} >= {r_lo}
-        GROUP BY s.alliance_id, s.insurance_type, s.age_band, r.disease_id
+        SELECT alliance_id, insurance_type, age_band, disease_id, SUM(months), COUNT(*) FROM (
+            SELECT s.alliance_id, s.insurance_type, s.age_band, r.disease_id, s.person_id,
+                   SUM({r_hi} - {r_lo} + 1) AS months
+            FROM seg s JOIN contracts_diseaseregistration r ON r.person_id = s.person_id
+            WHERE r.filed_on <= %(dec31)s AND (r.ended_on IS NULL OR r.ended_on >= %(jan31)s) AND {r_hi} >= {r_lo}
+            GROUP BY s.alliance_id, s.insurance_type, s.age_band, r.disease_id, s.person_id
+        ) per_person GROUP BY alliance_id, insurance_type, age_band, disease_id
     """, named):
         if row[3] is None:
             class_rows.append(row[:3] + row[4:])

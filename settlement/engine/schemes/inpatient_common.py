@@ -26,6 +26,8 @@ import datetime
 
 from django.db import connection, transaction
 
+from ..sql import roomy
+
 BED_DAY = "bed_day"
 DISEASE = "disease"
 DRG = "drg"
@@ -129,17 +131,6 @@ def case_schemes(date_from: datetime.date, date_to: datetime.date) -> dict[int, 
             f"SELECT id, scheme FROM ({CLASSIFIED_CASES_SQL}) k", {"date_from": date_from, "date_to": date_to},
         )
         return dict(cursor.fetchall())
-
-
-def roomy(cursor):
-    """Settings for the rest of the transaction, for statements over a year of cases: hash them in
-    memory (the default 4 MB spills to disk); skip JIT compilation, which costs more than it saves on a
-    one-pass statement; and no merge joins, because the planner otherwise merges the small lists of case
-    ids (readmitted, approved) against the primary-key index and reads the whole table in key order,
-    several times slower than the parallel sequential scan with hash joins."""
-    cursor.execute("SET LOCAL work_mem = '128MB'")
-    cursor.execute("SET LOCAL jit = off")
-    cursor.execute("SET LOCAL enable_mergejoin = off")
 
 
 def fetch_dicts(sql: str, params, *, year_scale=False) -> list[dict]:

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q, Sum
+from django.db.models.expressions import RawSQL
 
 from alliances.models import Institution, Region
 from contracts.models import Disease, DiseaseCategory, DiseaseRegistration
@@ -19,6 +20,7 @@ from settlement.models import (
     ApprovalStatus, Budget, OutpatientClaim, Scheme, SpecialDesignation, SpecialStandard, VisitType,
 )
 
+from .. import sql as S
 from ..base import ZERO, RunContext, SchemeRule, UnitOutcome, q2, register
 
 TIERED = "tiered"
@@ -234,11 +236,12 @@ def _has_claim(year: int) -> Exists:
     ))
 
 
-def _head_rows(year: int, params: SpecialOutpatientParams):
+def _head_rows(year: int, params: SpecialOutpatientParams, claimed_keys):
     """Designations of the year counted by (institution, disease, age class, 一类 class, actual head).
 
     One GROUP BY over the whole city: calibration needs every institution's heads even when the run
-    settles a single county.
+    settles a single county. A designation is an actual head when its (person, disease, institution)
+    is among `claimed_keys` (see `_claimed`), the `_has_claim` test without a second pass over the claims.
     """
     first, last = datetime.date(year, 1, 1), datetime.date(year, 12, 31)
     class1 = DiseaseRegistration.objects.filter(
@@ -249,7 +252,7 @@ def _head_rows(year: int, params: SpecialOutpatientParams):
     return (
         SpecialDesignation.objects.filter(year=year)
         .annotate(
-            is_actual=_has_claim(year),
+            is_actual=_key_in(claimed_keys),
             is_class1=Exists(class1),
             is_aged=ExpressionWrapper(Q(person__birth_date__lte=cutoff), output_field=BooleanField()),
         )
@@ -274,30 +277,52 @@ def _designated_claims(year: int):
     ).filter(Exists(designated))
 
 
-def _actual_by_institution(year: int, region_code: str | None) -> dict[str, Decimal]:
-    """Σ 统筹支付 of `_designated_claims` per institution code, as one hash join.
+def _key_in(keys) -> RawSQL:
+    """Whether a designation's (person, disease, institution) is one of `keys` (a hashed list, not a join)."""
+    table = SpecialDesignation._meta.db_table
+    columns = ", ".join(f'"{table}"."{column}"' for column in ("person_id", "disease_id", "institution_id"))
+    return RawSQL(
+        f"({columns}) IN (SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]))",
+        [[key[i] for key in keys] for i in range(3)], output_field=BooleanField(),
+    )
+
+
+def _claimed(year: int):
+    """One pass over the year's 二类门特 claims for both uses of `_designated_claims`: the designation keys
+    (person, disease, institution) with at least one claim (the actual heads), and Σ 统筹支付 per
+    institution id (A).
 
     Written as a join to the year's distinct designation keys (a few thousand rows, hashed) rather
     than the ORM's EXISTS: the planner guessed one row for that semi-join and looped over every
-    institution for each of the 100 k claims it returned (39 s on the city data; 3 s this way).
+    institution for each of the 100 k claims it returned (39 s on the city data; 3 s this way). The
+    head count's own EXISTS was a second full scan of the claims; both now come from this one, as
+    grouping sets: per key, and per institution.
     """
-    institutions = Institution.objects.all()
-    if region_code:
-        institutions = institutions.filter(Q(county__code=region_code) | Q(county__parent__code=region_code))
-    codes = dict(institutions.values_list("pk", "code"))
     sql = f"""
-        SELECT c.institution_id, SUM(c.fund_paid)
+        SELECT c.institution_id, c.person_id, c.disease_id, SUM(c.fund_paid), GROUPING(c.person_id) = 1
           FROM {OutpatientClaim._meta.db_table} c
           JOIN (SELECT DISTINCT person_id, disease_id, institution_id
                   FROM {SpecialDesignation._meta.db_table} WHERE year = %s) d
             ON d.person_id = c.person_id AND d.disease_id = c.disease_id AND d.institution_id = c.institution_id
          WHERE c.visit_type = %s AND c.visit_date BETWEEN %s AND %s
-         GROUP BY c.institution_id
+         GROUP BY GROUPING SETS ((c.institution_id, c.person_id, c.disease_id), (c.institution_id))
     """
     first, last = datetime.date(year, 1, 1), datetime.date(year, 12, 31)
     with connection.cursor() as cursor:
         cursor.execute(sql, [year, VisitType.SPECIAL_CLASS2, first, last])
-        return {codes[pk]: paid or ZERO for pk, paid in cursor.fetchall() if pk in codes}
+        rows = cursor.fetchall()
+    keys = [(person, disease, institution) for institution, person, disease, _, total in rows if not total]
+    paid = {institution: amount for institution, _, _, amount, total in rows if total}
+    return keys, paid
+
+
+def _actual_by_institution(paid_by_id: Mapping[int, Decimal], region_code: str | None) -> dict[str, Decimal]:
+    """Σ 统筹支付 of `_designated_claims` per institution code of the run's region (from `_claimed`)."""
+    institutions = Institution.objects.all()
+    if region_code:
+        institutions = institutions.filter(Q(county__code=region_code) | Q(county__parent__code=region_code))
+    codes = dict(institutions.values_list("pk", "code"))
+    return {codes[pk]: paid or ZERO for pk, paid in paid_by_id.items() if pk in codes}
 
 
 def _approved_standards(year: int) -> dict[str, Decimal]:
@@ -322,7 +347,11 @@ def gather_inputs(
     names: dict[str, str] = {}
     actual_classes: dict[str, list[HeadClass]] = {}
     planned_classes: dict[str, list[HeadClass]] = {}
-    for row in _head_rows(ctx.year, params):
+    with S.year_scale():
+        claimed_keys, paid_by_id = _claimed(ctx.year)
+        head_rows = list(_head_rows(ctx.year, params, claimed_keys))
+    actual_paid = _actual_by_institution(paid_by_id, ctx.region_code) if with_actual else {}
+    for row in head_rows:
         code = row["institution__code"]
         units.setdefault(code, _Unit(
             code, row["institution__name"], row["institution__county__code"], row["institution__county__parent__code"],
@@ -339,7 +368,6 @@ def gather_inputs(
     }
     k = calibration_factor(*city["actual"])
     k_plan = calibration_factor(*city["planned"])
-    actual_paid = _actual_by_institution(ctx.year, ctx.region_code) if with_actual else {}
 
     inputs = {}
     for code, unit in sorted(units.items()):

@@ -13,7 +13,7 @@ from alliances.scope import restrict, scope_for
 from settlement.engine.schemes.drg import pool_budgets
 from settlement.models import InpatientCase
 
-from . import drg
+from . import aggregates, drg
 from .reports import POOL_AVERAGE
 
 ALL_SETS = ("institution", "pool", "institution_group", "pool_group", "institution_month", "pool_month")
@@ -68,7 +68,7 @@ def page(year, pool_code, user, institution_id=None, the_basis=None):
     """The page's figures for one pool and year; institution_id narrows the drill-down and the trends
     to one visible institution of the pool (else they are the pool's; for a hospital with one
     institution in the pool, its own)."""
-    items = drg.indices(year, ALL_SETS, pool_code=pool_code, the_basis=the_basis)
+    items, aggregated = aggregates.read_indices(year, ALL_SETS, pool_code=pool_code, the_basis=the_basis)
     known = visible_institutions(user)
     mine = [i for i in items if i.level == "institution" and i.institution_id in known]
     pool_row = next((i for i in items if i.level == "pool"), None)
@@ -105,7 +105,7 @@ def page(year, pool_code, user, institution_id=None, the_basis=None):
     } for m in range(1, 13)]
     unit_label = f"{known[institution_id][1]}（{known[institution_id][0]}）" if institution_id else f"统筹池{pool_code}"
     return {
-        "rows": rows, "groups": group_rows, "trend": trend_rows, "unit_label": unit_label,
+        "aggregated": aggregated, "rows": rows, "groups": group_rows, "trend": trend_rows, "unit_label": unit_label,
         "institution_id": institution_id, "quadrant": quadrant_data(rows),
         "trend_chart": trend_data(trend_rows, unit_label),
     }

@@ -522,6 +522,16 @@ def score_from_kpis(weights, values, targets):
     return q2(total), lines
 
 
+_kpi_figures = None
+
+
+def register_kpi_figures(figures):
+    """The hook settlement fills (settlement.apps → settlement.analysis.kpis.unit_kpis): figures(level,
+    year, units) → {unit pk: UnitKpis}. The KPIs read claims and cases, which alliances may not import."""
+    global _kpi_figures
+    _kpi_figures = figures
+
+
 @dataclass
 class AssessmentOutcome:
     scores: dict  # unit code → (score, [ScoreLine])
@@ -537,7 +547,6 @@ def compute_assessments(user, year, level="alliance"):
     """
     from settlement.models import Assessment
 
-    from . import kpis
     from .models import Institution
 
     actor = actor_of(user)
@@ -554,12 +563,11 @@ def compute_assessments(user, year, level="alliance"):
         raise ValidationError(f"以下指标没有设定目标值，无法计分：{'、'.join(missing)}")
     if level == "alliance":
         units = restrict(Alliance.objects.all(), user)
-        figures = kpis.alliance_kpis(year, units)
     elif level == "institution":
         units = restrict(Institution.objects.all(), user)
-        figures = kpis.institution_kpis(year, units)
     else:
         raise ValidationError(f"考核对象“{level}”无效，应为alliance或institution")
+    figures = _kpi_figures(level, year, units)
     outcome = AssessmentOutcome({}, {})
     for unit in units.order_by("code"):
         try:

@@ -7,9 +7,9 @@ class SettlementConfig(AppConfig):
     verbose_name = "结算与支付"
 
     def ready(self):
-        # The dashboard in alliances reads the KPI pre-aggregates through this hook (it may not import settlement).
-        from alliances.kpis import register_aggregated_source
+        # alliances' assessment scoring reads the KPIs through this hook (it may not import settlement).
+        from alliances.services_budget import register_kpi_figures
 
-        from .kpi_aggregates import selectors
+        from .analysis.kpis import unit_kpis
 
-        register_aggregated_source(selectors)
+        register_kpi_figures(unit_kpis)

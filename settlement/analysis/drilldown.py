@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 
-from .models import InstitutionLevel
+from alliances.models import InstitutionLevel
 
 DRILLDOWN_LOOKUPS = {
     "person__county__code",

@@ -7,9 +7,14 @@ class SettlementConfig(AppConfig):
     verbose_name = "结算与支付"
 
     def ready(self):
-        # alliances' assessment scoring reads the KPIs through this hook (it may not import settlement).
-        from alliances.services_budget import register_kpi_figures
+        # alliances and contracts may not import settlement: they call these doors (alliances.hooks).
+        from alliances import hooks
 
+        from . import doors
         from .analysis.kpis import unit_kpis
+        from .imports import door as spreadsheets
 
-        register_kpi_figures(unit_kpis)
+        hooks.fill(
+            spreadsheets=spreadsheets, kpi_figures=unit_kpis, save_alliance_budget=doors.save_alliance_budget,
+            save_assessment=doors.save_assessment, designated_persons=doors.designated_persons,
+        )

@@ -65,6 +65,8 @@ def rebuild_year(year) -> Decimal:
               FROM {BUILD_TABLE} b
               LEFT JOIN (SELECT i.id, {pool_expr} AS pool_code FROM alliances_institution i {pool_from}) p
                 ON p.id = b.institution_id""", {"year": year, "pool_mode": the_basis.params.pool_mode})
+        # Fresh statistics, or the planner takes the new rows for none and the page's reads slow down.
+        cursor.execute("ANALYZE settlement_drgindexrow")
         seconds = Decimal(str(round(time.monotonic() - started, 2)))
         DrgAnalysisYear.objects.update_or_create(year=year, defaults={
             "run_id": the_basis.run.pk if the_basis.run else None, "thresholds": the_basis.thresholds.as_json(),

@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from alliances.budget_models import Kpi, KpiTarget
+from alliances.formatting import money
 from alliances.models import Alliance, Institution, Membership, Region
 from alliances.scope import restrict, scope_for
 from alliances.services_budget import attainment, q2
@@ -53,11 +54,12 @@ def budget_chart(name, budget, actual_by_month, link_for_month, data_id):
     per_month = q2(budget / 12) if budget else ZERO_MONEY
     months = [{
         "month": m, "actual": actual_by_month.get(m, ZERO_MONEY), "over": actual_by_month.get(m, ZERO_MONEY) > per_month,
-        "url": link_for_month(m),
+        "url": link_for_month(m), "text": money(actual_by_month.get(m, ZERO_MONEY)),
     } for m in MONTHS]
     total = sum((row["actual"] for row in months), ZERO_MONEY)
     return {
-        "months": months, "per_month": per_month, "total": total, "budget": budget, "data_id": data_id,
+        "months": months, "per_month": money(per_month), "total": money(total), "budget": money(budget),
+        "data_id": data_id,
         "data": {
             "title": f"{name}月度预算与实际", "months": [f"{m}月" for m in MONTHS],
             "actual": [str(row["actual"]) for row in months], "over": [row["over"] for row in months],
@@ -87,6 +89,7 @@ def _kpi_rows(figures, targets, links):
         reached = _reached(value, target)
         rows.append({
             "kpi": kpi.value, "label": kpi.label, "value": value, "target": target,
+            "target_text": target_text(target) if target else "—",
             # 达成度 is always a percentage (or — without one); the state says 达标 / 未达标 / 无数据.
             "attainment": q2(reached * 100) if reached is not None else None,
             "state": kpi_state(value, target, reached),

@@ -115,6 +115,10 @@ def page_list(user, sample):
         if model_admin.has_view_permission(request):
             pages.extend(changelist_pages(model_admin, request, sample))
     pages.append(("指标看板", reverse("alliances_dashboard") + "?year=2025"))
+    if user.has_perm("settlement.view_drganalysis"):  # the DRG page's pool drill-down and its export
+        drg = reverse("admin:settlement_drganalysis_changelist")
+        pages.append(("DRG运行分析 统筹池病组明细", f"{drg}?year=2025&institution=0"))
+        pages.append(("DRG运行分析 导出xlsx", f"{drg}?year=2025&_export=xlsx"))
     from settlement.models import UnitResult
 
     unit = _first_visible(UnitResult, user)

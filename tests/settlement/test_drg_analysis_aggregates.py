@@ -178,3 +178,41 @@ def test_a_draft_audit_policy_is_not_used_and_the_page_says_so(year_with_run, cl
     assert "尚未审批" in the_basis.note
     client.force_login(make_user("city"))
     assert "高低倍率暂按默认阈值计算" in client.get("/admin/settlement/drganalysis/", {"year": 2025}).content.decode()
+
+
+def export_rows(client, pool):
+    import io
+
+    from openpyxl import load_workbook
+
+    response = client.get("/admin/settlement/drganalysis/", {"year": 2025, "pool": pool, "_export": "xlsx"})
+    assert response.status_code == 200
+    return [[c.value for c in row] for row in load_workbook(io.BytesIO(response.content)).active.iter_rows()][1:]
+
+
+def test_the_page_and_its_export_from_the_rows_are_scoped_for_every_role(year_with_run, client, make_user):
+    a, b, c, run = year_with_run
+    url = "/admin/settlement/drganalysis/"
+    assert aggregates.is_fresh(drg.basis(2025))
+    # A hospital: itself beside the pool average, no other institution's row or name.
+    client.force_login(make_user("hospital", b.code))
+    html = client.get(url, {"year": 2025}).content.decode()
+    assert "乙医院" in html and "统筹池平均" in html and "甲医院" not in html and "丙医院" not in html
+    assert OTHER_POOL not in html  # not in the pool picker either
+    assert [row[0] for row in export_rows(client, POOL)] == [b.code, POOL]
+    refused = client.get(url, {"year": 2025, "pool": OTHER_POOL}, follow=True).content.decode()
+    assert "不在您的数据范围内" in refused and "丙医院" not in refused
+    # A county: its own pools only.
+    client.force_login(make_user("county", "330503"))
+    html = client.get(url, {"year": 2025}).content.decode()
+    assert "丙医院" in html and "甲医院" not in html and POOL not in html
+    assert [row[0] for row in export_rows(client, OTHER_POOL)] == [c.code, OTHER_POOL]
+    # The city and the auditor: every pool, every institution of the chosen pool.
+    for role in ("city", "auditor"):
+        client.force_login(make_user(role))
+        html = client.get(url, {"year": 2025}).content.decode()
+        assert POOL in html and OTHER_POOL in html and "甲医院" in html and "乙医院" in html
+        assert [row[0] for row in export_rows(client, POOL)] == [a.code, b.code, POOL]
+    # The health commission: no page at all.
+    client.force_login(make_user("health", "330502"))
+    assert client.get(url, {"year": 2025}).status_code == 403

@@ -16,7 +16,7 @@ from django.db.models import Max, Q, Sum
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from alliances.budget_models import Kpi, KpiTarget
+from alliances.budget_models import Comparison, Kpi, KpiTarget
 from alliances.formatting import money
 from alliances.models import Alliance, Institution, Membership, Region
 from alliances.scope import restrict, scope_for
@@ -99,8 +99,11 @@ def _kpi_rows(figures, targets, links):
     return rows
 
 
+COMPARISON_LABELS = dict(Comparison.choices)
+
+
 def target_text(target):
-    text = f"{target.get_comparison_display()} {target.target.normalize():f}"
+    text = f"{COMPARISON_LABELS[target.comparison]} {target.target.normalize():f}"
     if target.comparison == "approx":
         text += f"±{target.tolerance.normalize():f}"
     return text

@@ -15,11 +15,8 @@ def _sync_roles(sender, using="default", **kwargs):
     # post_migrate is sent once per app; permissions of every app exist after the last one.
     if sender is not list(apps.get_app_configs())[-1]:
         return
-    from contracts.seeding import ensure_default_package
-
     from .seeding import ensure_kpi_targets
     from .services import sync_role_groups
 
     sync_role_groups(using=using)
-    ensure_default_package()
     ensure_kpi_targets()

@@ -2,7 +2,7 @@
 allocation, KPI targets and assessment weights.
 
 Imported by alliances.models so Django registers these models with the alliances app. No module
-here imports settlement (settlement.models imports alliances.models); services do that lazily.
+here imports settlement (settlement.models imports alliances.models); services reach it through alliances.hooks.
 """
 from decimal import Decimal
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from .history_admin import AuditHistoryMixin
+from .hooks import door
 from .export_trail import ADMIN_EXPORT, ERROR_LIST, describe_filters, record_export
 from .scope import Role, ScopedModel, restrict, scope_for, write_refusal
 
@@ -189,9 +190,7 @@ class ScopedAdmin(ScopedWrites, AuditHistoryMixin, SimpleHistoryAdmin):
 
     @property
     def spreadsheet_resource(self):
-        from settlement.imports.resources import BY_MODEL
-
-        return BY_MODEL.get(self.model)
+        return spreadsheets().BY_MODEL.get(self.model)
 
     def has_import_permission(self, request):
         resource = self.spreadsheet_resource
@@ -243,19 +242,17 @@ class ScopedAdmin(ScopedWrites, AuditHistoryMixin, SimpleHistoryAdmin):
         }
 
     def import_view(self, request):
-        from settlement.imports.errors import ImportRejected
-        from settlement.imports.services import submit_import
-
+        sheets = spreadsheets()
         if not self.has_import_permission(request):
             raise PermissionDenied
         resource = self.spreadsheet_resource
         form = ImportForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
-                job = submit_import(
+                job = sheets.submit_import(
                     resource.name, form.cleaned_data["file"], request.user, form.cleaned_data["land_good_rows"],
                 )
-            except ImportRejected as exc:
+            except sheets.ImportRejected as exc:
                 form.add_error(None, exc.message)
             else:
                 return redirect(reverse(f"admin:{self._url_name('import_job')}", args=[job.pk]))
@@ -269,19 +266,15 @@ class ScopedAdmin(ScopedWrites, AuditHistoryMixin, SimpleHistoryAdmin):
         ))
 
     def import_template_view(self, request):
-        from settlement.imports.export import write_template
-
         if not self.has_import_permission(request):
             raise PermissionDenied
         resource = self.spreadsheet_resource
         buffer = io.BytesIO()
-        write_template(resource, buffer)
+        spreadsheets().write_template(resource, buffer)
         return _download(buffer.getvalue(), f"{resource.name}_template.xlsx")
 
     def _import_jobs(self, request):
-        from settlement.models import Job, JobKind
-
-        jobs = restrict(Job.objects.filter(kind=JobKind.IMPORT, params__resource=self.spreadsheet_resource.name), request.user)
+        jobs = restrict(spreadsheets().import_jobs(self.spreadsheet_resource.name), request.user)
         if not scope_for(request.user).sees_all:
             # Within an institution or county, jobs are still personal: files hold other people's data.
             jobs = jobs.filter(user=request.user)
@@ -296,29 +289,24 @@ class ScopedAdmin(ScopedWrites, AuditHistoryMixin, SimpleHistoryAdmin):
         return job
 
     def import_job_view(self, request, job_id):
-        from settlement import jobs
-        from settlement.imports.services import can_cancel_import, can_retry_import
-
-        job = jobs.sweep_if_stale(self._import_job(request, job_id))
+        sheets = spreadsheets()
+        job = sheets.sweep_if_stale(self._import_job(request, job_id))
         return TemplateResponse(request, "admin/portal/import_job.html", self._context(
             request, f"导入任务：{job.title}", job=job,
             status_url=reverse(f"admin:{self._url_name('import_job_status')}", args=[job.pk]),
             changelist_url=reverse(f"admin:{self._url_name('changelist')}"),
             import_url=reverse(f"admin:{self._url_name('import')}"),
             cancel_url=reverse(f"admin:{self._url_name('import_job_cancel')}", args=[job.pk])
-            if can_cancel_import(job, request.user) else None,
+            if sheets.can_cancel_import(job, request.user) else None,
             retry_url=reverse(f"admin:{self._url_name('import_job_retry')}", args=[job.pk])
-            if can_retry_import(job, request.user) else None,
+            if sheets.can_retry_import(job, request.user) else None,
             retry_of_url=reverse(f"admin:{self._url_name('import_job')}", args=[job.retry_of_id])
             if job.retry_of_id and self._import_jobs(request).filter(pk=job.retry_of_id).exists() else None,
         ))
 
     def import_job_status(self, request, job_id):
-        from settlement import jobs
-        from settlement.imports.services import can_cancel_import, can_retry_import
-        from settlement.models import JobStatus
-
-        job = jobs.sweep_if_stale(self._import_job(request, job_id))
+        sheets = spreadsheets()
+        job = sheets.sweep_if_stale(self._import_job(request, job_id))
         result_url = (
             reverse(f"admin:{self._url_name('import_job_result')}", args=[job.pk]) if job.result_file else None
         )
@@ -327,9 +315,9 @@ class ScopedAdmin(ScopedWrites, AuditHistoryMixin, SimpleHistoryAdmin):
             "status": job.status,
             "status_display": job.get_status_display(),
             "finished": job.is_finished,
-            "cancelled": job.status == JobStatus.CANCELLED,
-            "can_cancel": can_cancel_import(job, request.user),
-            "can_retry": can_retry_import(job, request.user),
+            "cancelled": job.status == sheets.CANCELLED,
+            "can_cancel": sheets.can_cancel_import(job, request.user),
+            "can_retry": sheets.can_retry_import(job, request.user),
             "done": job.progress_done,
             "total": job.progress_total,
             "percent": job.percent,
@@ -351,28 +339,22 @@ class ScopedAdmin(ScopedWrites, AuditHistoryMixin, SimpleHistoryAdmin):
         return FileResponse(job.result_file.open("rb"), as_attachment=True, filename=name)
 
     def import_job_cancel(self, request, job_id):
-        from settlement.imports.services import cancel_import
-
-        return self._import_job_post(request, job_id, cancel_import, "导入已取消，未导入任何数据")
+        return self._import_job_post(request, job_id, spreadsheets().cancel_import, "导入已取消，未导入任何数据")
 
     def import_job_retry(self, request, job_id):
-        from settlement.imports.services import retry_import
-
-        return self._import_job_post(request, job_id, retry_import, "已重新提交导入，正在后台运行")
+        return self._import_job_post(request, job_id, spreadsheets().retry_import, "已重新提交导入，正在后台运行")
 
     def _import_job_post(self, request, job_id, service, done):
-        from settlement.imports.errors import ImportRejected
-        from settlement.imports.services import may_manage_import
-
+        sheets = spreadsheets()
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         job = self._import_job(request, job_id)
-        if not may_manage_import(job, request.user):
+        if not sheets.may_manage_import(job, request.user):
             # Visible (an auditor, a city colleague's read access) is not the same as in charge.
             return HttpResponseForbidden("只有提交人或市医保局可以取消或重新导入该任务", content_type="text/plain; charset=utf-8")
         try:
             target = service(job, request.user)
-        except ImportRejected as exc:
+        except sheets.ImportRejected as exc:
             messages.error(request, exc.message)
             target = job
         else:
@@ -380,8 +362,7 @@ class ScopedAdmin(ScopedWrites, AuditHistoryMixin, SimpleHistoryAdmin):
         return redirect(reverse(f"admin:{self._url_name('import_job')}", args=[target.pk]))
 
     def export_view(self, request):
-        from settlement.imports.export import write_csv, write_xlsx
-
+        sheets = spreadsheets()
         if not self.has_export_permission(request):
             raise PermissionDenied
         resource = self.spreadsheet_resource
@@ -407,12 +388,18 @@ class ScopedAdmin(ScopedWrites, AuditHistoryMixin, SimpleHistoryAdmin):
 
         if fmt == "csv":
             buffer = io.StringIO()
-            trail(write_csv(resource, queryset, buffer))
+            trail(sheets.write_csv(resource, queryset, buffer))
             return _download(buffer.getvalue().encode("utf-8"), name, "text/csv; charset=utf-8")
         spool = tempfile.SpooledTemporaryFile(max_size=20 * 1024 * 1024)
-        trail(write_xlsx(resource, queryset, spool))
+        trail(sheets.write_xlsx(resource, queryset, spool))
         spool.seek(0)
         return FileResponse(spool, as_attachment=True, filename=name)
+
+
+def spreadsheets():
+    """The spreadsheet pipeline (SPEC §4) behind the import, template and export buttons: settlement's
+    (settlement.imports.door, filled in settlement.apps)."""
+    return door("spreadsheets")
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

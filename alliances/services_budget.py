@@ -19,6 +19,7 @@ from .budget_models import (
     BudgetWorkflowStep, CityLevelBudgetItem, Comparison, Kpi, KpiTarget, MemberAllocation, StepAction,
 )
 from .models import Alliance, Membership, UserScope
+from .hooks import door
 from .scope import Role, restrict
 
 CENT = Decimal("0.01")
@@ -361,8 +362,6 @@ def save_budget_plan(user, alliance, year, insurance_type, annual_budget, risk_r
     city_items: (item, amount[, note]) kept outside the total at city level; None keeps the rows
     there are (the admin saves them through its inline).
     """
-    from settlement.models import Budget, Scheme
-
     require_budget_office(user, alliance)
     if insurance_type not in ("职工", "居民"):
         raise ValidationError(f"险种“{insurance_type}”无效，应为职工或居民（两个险种分别预算）")
@@ -389,10 +388,8 @@ def save_budget_plan(user, alliance, year, insurance_type, annual_budget, risk_r
         obj = CityLevelBudgetItem(plan=plan, item=item, amount=Decimal(amount), note=note)
         obj.full_clean(exclude=["plan"])
         obj.save()
-    Budget.objects.update_or_create(
-        year=year, scheme=Scheme.ALLIANCE_BUDGET, unit_code=alliance.code, insurance_type=insurance_type,
-        defaults={"amount": plan.budget_amount},
-    )
+    # The settled B is a settlement Budget row (settlement.doors.save_alliance_budget, via alliances.hooks).
+    door("save_alliance_budget")(year, alliance.code, insurance_type, plan.budget_amount)
     return plan
 
 
@@ -535,9 +532,6 @@ def compute_assessments(user, year, level="alliance"):
     A unit whose KPIs lack data is skipped with its reason, never scored on an invented number;
     its settlement then stops on the missing assessment until one is computed or entered by hand.
     """
-    from settlement.models import Assessment
-
-    from . import kpis
     from .models import Institution
 
     actor = actor_of(user)
@@ -554,12 +548,12 @@ def compute_assessments(user, year, level="alliance"):
         raise ValidationError(f"以下指标没有设定目标值，无法计分：{'、'.join(missing)}")
     if level == "alliance":
         units = restrict(Alliance.objects.all(), user)
-        figures = kpis.alliance_kpis(year, units)
     elif level == "institution":
         units = restrict(Institution.objects.all(), user)
-        figures = kpis.institution_kpis(year, units)
     else:
         raise ValidationError(f"考核对象“{level}”无效，应为alliance或institution")
+    # The KPIs read claims and cases: settlement's (settlement.analysis.kpis.unit_kpis, via alliances.hooks).
+    figures = door("kpi_figures")(level, year, units)
     outcome = AssessmentOutcome({}, {})
     for unit in units.order_by("code"):
         try:
@@ -567,6 +561,6 @@ def compute_assessments(user, year, level="alliance"):
         except ValidationError as exc:
             outcome.skipped[unit.code] = "；".join(exc.messages)
             continue
-        Assessment.objects.update_or_create(year=year, unit_code=unit.code, defaults={"score": score})
+        door("save_assessment")(year, unit.code, score)
         outcome.scores[unit.code] = (score, lines)
     return outcome

@@ -2,8 +2,11 @@ import re
 
 from django.core.exceptions import ValidationError
 
-from contracts.validators import PROVINCE_CODES
-
+# GB/T 2260 province-level codes (first two digits of a division code; a resident ID starts with one too).
+PROVINCE_CODES = frozenset(
+    {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,
+     50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82}
+)
 _DIVISION = re.compile(r"^\d{6}$")
 _INSTITUTION = re.compile(r"^H\d{11}$")
 

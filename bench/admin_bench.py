@@ -4,7 +4,8 @@ Logs in as each of the five demo roles (demo, demo_county, demo_health, demo_hos
 and requests, through Django's whole request stack (middleware, sessions, the admin, scope), a fixed
 list of pages: every changelist the role may open; on the big tables each filter choice, each
 sortable column, a search of each kind (an ID number, an institution code, a serial, a name) and a
-deep page; the KPI dashboard; a unit statement and its printable 清算单. Each page is requested
+deep page; the KPI dashboard; the DRG 运行分析 page, its pool drill-down and its xlsx export; a unit
+statement and its printable 清算单. Each page is requested
 --repeat times after one warm-up; the script prints p50/p95 per page and role, and the worst pages.
 The budget is 300 ms at p95 (issue 13). Figures are printed, never asserted.
 
@@ -115,6 +116,10 @@ def page_list(user, sample):
         if model_admin.has_view_permission(request):
             pages.extend(changelist_pages(model_admin, request, sample))
     pages.append(("指标看板", reverse("alliances_dashboard") + "?year=2025"))
+    if user.has_perm("settlement.view_drganalysis"):  # the DRG page's pool drill-down and its export
+        drg = reverse("admin:settlement_drganalysis_changelist")
+        pages.append(("DRG运行分析 统筹池病组明细", f"{drg}?year=2025&institution=0"))
+        pages.append(("DRG运行分析 导出xlsx", f"{drg}?year=2025&_export=xlsx"))
     from settlement.models import UnitResult
 
     unit = _first_visible(UnitResult, user)

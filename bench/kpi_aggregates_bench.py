@@ -2,7 +2,7 @@
 
 Prints, for one year: the full rebuild (`rebuild_year`, what `manage.py rebuild_kpi_aggregates`
 runs), the refresh of one month (what every claims or cases import adds inside its landing
-transaction), and the KPI selectors of the dashboard read raw (alliances.kpis.RAW) against read
+transaction), and the KPI selectors of the dashboard read raw (settlement.analysis.kpis.RAW) against read
 from the aggregates, each with its figures compared. Every write is rolled back: the database is
 left as it was. Figures are printed, never asserted.
 

@@ -9,7 +9,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # Task modules live beside the services they call; a package without tasks.py is skipped.
 app.autodiscover_tasks(
     lambda: ["alliances", "contracts", "settlement", "settlement.imports", "settlement.engine", "settlement.audit",
-             "settlement.benefits", "settlement.kpi_aggregates"]
+             "settlement.benefits", "settlement.kpi_aggregates", "settlement.analysis"]
 )
 
 

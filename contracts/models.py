@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from alliances.hooks import door
 from alliances.models import Institution, Region
 from alliances.scope import OUT_OF_WRITE_SCOPE, ScopedModel
 
@@ -91,14 +92,13 @@ class InsuredPerson(ScopedModel, models.Model):
     @classmethod
     def scope_filter(cls, scope):
         if scope.is_hospital:
-            # A hospital sees the people it has signed, registered or been designated for.
-            from settlement.models import SpecialDesignation
-
+            # A hospital sees the people it has signed, registered or been designated for (the
+            # designations are settlement's: settlement.doors.designated_persons, via alliances.hooks).
             ids = scope.institution_ids
             return (
                 Q(pk__in=Contract.objects.filter(institution_id__in=ids).values("person_id"))
                 | Q(pk__in=DiseaseRegistration.objects.filter(approving_institution_id__in=ids).values("person_id"))
-                | Q(pk__in=SpecialDesignation.objects.filter(institution_id__in=ids).values("person_id"))
+                | Q(pk__in=door("designated_persons")(ids))
             )
         return super().scope_filter(scope)
 

@@ -5,14 +5,11 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
+from alliances.validators import PROVINCE_CODES
+
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK_CHARS = "10X98765432"
 _ID_PATTERN = re.compile(r"^\d{17}[\dX]$")
-# GB/T 2260 province-level codes (first two digits of a division code).
-PROVINCE_CODES = frozenset(
-    {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,
-     50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82}
-)
 
 
 @dataclass(frozen=True)

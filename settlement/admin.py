@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.db import transaction
 
 from alliances.big_tables import BigTableAdmin, period_filter
-from alliances.drilldown import DrilldownLookupsMixin
+from .analysis.drilldown import DrilldownLookupsMixin
 from alliances.formatting import money_column
 from alliances.scoped_admin import ScopedAdmin
 

@@ -7,9 +7,14 @@ class SettlementConfig(AppConfig):
     verbose_name = "结算与支付"
 
     def ready(self):
-        # The dashboard in alliances reads the KPI pre-aggregates through this hook (it may not import settlement).
-        from alliances.kpis import register_aggregated_source
+        # alliances and contracts may not import settlement: they call these doors (alliances.hooks).
+        from alliances import hooks
 
-        from .kpi_aggregates import selectors
+        from . import doors
+        from .analysis.kpis import unit_kpis
+        from .imports import door as spreadsheets
 
-        register_aggregated_source(selectors)
+        hooks.fill(
+            spreadsheets=spreadsheets, kpi_figures=unit_kpis, save_alliance_budget=doors.save_alliance_budget,
+            save_assessment=doors.save_assessment, designated_persons=doors.designated_persons,
+        )

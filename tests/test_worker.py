@@ -2,7 +2,7 @@
 import pytest
 from django.contrib.auth.models import Group
 
-from alliances.tasks import sync_roles_job
+from settlement.tasks import sync_roles_job
 from settlement import jobs
 from settlement.models import Job, JobKind, JobStatus
 from tests.worker import wait_for

@@ -2,5 +2,6 @@
 
 `drg` computes the indices in PostgreSQL over the same per-case points statement a DRG run uses;
 `export` writes the institution table (drg_report and the page's xlsx); `admin` is the 运行分析 page.
-The KPI dashboard still lives in alliances/ and moves here in a later step (issue 16).
+`kpis` computes the KPIs of §6.4, `dashboard` is the KPI dashboard (with `kpi_trends`, monthly), `aggregates`
+holds the DRG indices' pre-aggregates.
 """

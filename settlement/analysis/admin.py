@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from settlement.engine.services import SettlementError, check_year
 
-from . import drg, pages
+from . import aggregates, drg, pages
 from .export import xlsx_bytes
 from .models import DrgAnalysis
 from .reports import export_rows, institution_rows
@@ -40,13 +40,15 @@ class DrgAnalysisAdmin(admin.ModelAdmin):
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(url)
         basis = drg.basis(year)
-        pools = drg.pool_codes(year, basis, **pages.scope_arguments(request.user))
+        fresh = aggregates.is_fresh(basis)
+        scope = pages.scope_arguments(request.user)
+        pools = aggregates.pool_codes(year, **scope) if fresh else drg.pool_codes(year, basis, **scope)
         pool_code = request.GET.get("pool") or (pools[0] if pools else None)
         if pool_code is not None and pool_code not in pools:
             self.message_user(request, f"统筹池“{pool_code}”在{year}年度没有DRG病例或不在您的数据范围内", messages.ERROR)
             return HttpResponseRedirect(f"{url}?year={year}")
         if pool_code and request.GET.get("_export") == "xlsx":
-            rows = institution_rows(year, user=request.user, pool_code=pool_code, with_pools=True)
+            rows = institution_rows(year, user=request.user, pool_code=pool_code, with_pools=True, the_basis=basis)
             response = HttpResponse(xlsx_bytes(export_rows(rows)),
                                     content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
             response["Content-Disposition"] = f'attachment; filename="drg-analysis-{year}-{pool_code}.xlsx"'
@@ -54,6 +56,12 @@ class DrgAnalysisAdmin(admin.ModelAdmin):
         institution = request.GET.get("institution", "")
         figures = pages.page(year, pool_code, request.user, int(institution) if institution.isdigit() else None,
                              the_basis=basis) if pool_code else None
+        if figures and not figures["aggregated"]:
+            self.message_user(request, f"{year}年度DRG运行分析汇总尚未生成或已过期（DRG结算批次或审核政策的高低倍率已变化），"
+                                       f"本页为实时计算，可能较慢；请运行 manage.py rebuild_drg_analysis --year {year}",
+                              messages.WARNING)
+        if basis.note:
+            self.message_user(request, basis.note, messages.WARNING)
         return TemplateResponse(request, "settlement/analysis/drg.html", {
             **self.admin_site.each_context(request), "title": f"{year}年度DRG运行分析", "opts": self.model._meta,
             "year": year, "pools": pools, "pool_code": pool_code, "figures": figures, "run": basis.run,

@@ -22,6 +22,8 @@ from decimal import Decimal
 from django.db.models import F
 
 from alliances.models import InstitutionLevel
+from settlement.audit.params import AuditParams
+from settlement.audit.services import AuditError, audit_parameters
 from settlement.engine.case_review_services import approved_points
 from settlement.engine.models import RunStatus, SettlementRun, UnitResult
 from settlement.engine.params import from_json
@@ -35,11 +37,26 @@ RUN_STATUSES = (RunStatus.COMPUTED, RunStatus.APPROVED, RunStatus.PAID)
 
 @dataclasses.dataclass(frozen=True)
 class Thresholds:
-    """HIC01's multiples of 病组均次费用 (SPEC §9) and the low multiple of §10 (defaults in brackets)."""
+    """HIC01's multiples of 病组均次费用 (SPEC §9) and the low multiple of §10: the year's `audit`
+    policy parameters (thresholds_for), so the analysis counts what the audit flags."""
 
-    high_multiple_tertiary: Decimal = Decimal("3")  # 三级 [3]
-    high_multiple_other: Decimal = Decimal("2")  # elsewhere [2]
-    low_multiple: Decimal = Decimal("0.4")  # 总费用 < 0.4 × 病组均次费用 [0.4]
+    high_multiple_tertiary: Decimal
+    high_multiple_other: Decimal
+    low_multiple: Decimal
+
+    def as_json(self):
+        return {name: str(value) for name, value in dataclasses.asdict(self).items()}
+
+
+def thresholds_for(year) -> tuple[Thresholds, str | None]:
+    """The multiples of the year's approved city-wide `audit` policy (its defaults when there is none),
+    and a note for the page when a draft policy could not be used."""
+    note = None
+    try:
+        _, params = audit_parameters(year)
+    except AuditError as exc:
+        params, note = from_json(AuditParams, {}), f"{exc}；高低倍率暂按默认阈值计算"
+    return Thresholds(params.high_multiple_tertiary, params.high_multiple_other, params.drg_low_multiple), note
 
 
 # The aggregation levels a caller may ask for, as GROUPING SETS columns.
@@ -99,12 +116,15 @@ def q4_or_none(value):
 
 @dataclasses.dataclass(frozen=True)
 class Basis:
-    """What the analysis of a year reads from the DRG runs: their parameters and the pools' PV."""
+    """What the analysis of a year reads: the DRG runs' parameters and the pools' PV, and the audit
+    policy's high/low multiples."""
 
     year: int
     params: drg_scheme.DrgParams
     run: SettlementRun | None
     point_values: dict  # pool code → PV
+    thresholds: Thresholds
+    note: str | None = None  # why the thresholds are not the policy's
 
 
 def basis(year) -> Basis:
@@ -122,10 +142,11 @@ def basis(year) -> Basis:
     for pool_code, value in results:
         if pool_code and value is not None and pool_code not in point_values:
             point_values[pool_code] = Decimal(str(value))
-    return Basis(year=year, params=params, run=run, point_values=point_values)
+    thresholds, note = thresholds_for(year)
+    return Basis(year=year, params=params, run=run, point_values=point_values, thresholds=thresholds, note=note)
 
 
-def _statement(year, params, sets, *, pool_code=None, region_code=None, institution_ids=None):
+def _statement(year, params, sets, thresholds, *, pool_code=None, region_code=None, institution_ids=None):
     first_day, last_day = datetime.date(year, 1, 1), datetime.date(year, 12, 31)
     cases_sql, query = drg_scheme.case_points_statement(year, first_day, last_day, params, approved_points(year))
     pool_from, pool_expr = drg_scheme.pool_code_sql()
@@ -177,7 +198,7 @@ def _statement(year, params, sets, *, pool_code=None, region_code=None, institut
       FROM x
      GROUP BY GROUPING SETS ({grouping})
     """
-    t = Thresholds()
+    t = thresholds
     query = query | {
         "city_codes": [row["drg_code"] for row in city], "city_costs": [row["mean_cost"] for row in city],
         "city_los": [row["mean_los"] for row in city], "city_low_risk": [row["low_risk"] for row in city],
@@ -223,22 +244,31 @@ def indices(year, sets=("institution", "pool"), *, pool_code=None, region_code=N
     pool, a region (county or city code) and/or some institutions. City means, the low-risk groups
     and the pools' PV always come from the whole city, whatever the restriction."""
     the_basis = the_basis or basis(year)
-    sql, query = _statement(year, the_basis.params, sets, pool_code=pool_code, region_code=region_code,
-                            institution_ids=institution_ids)
+    sql, query = _statement(year, the_basis.params, sets, the_basis.thresholds, pool_code=pool_code,
+                            region_code=region_code, institution_ids=institution_ids)
     rows = fetch_dicts(sql, query, year_scale=True)
-    pools = _institution_pools(the_basis.params, {row["institution_id"] for row in rows if row["institution_id"]})
+    for row in rows:
+        row["level"] = _level_of(row)
+        for name in ("cmi", "cost_index", "time_index"):
+            row[name] = q4_or_none(row[name])
+    return from_rows(rows, the_basis)
+
+
+def from_rows(rows, the_basis) -> list[Indices]:
+    """Indices from rows of figures (the statement's, or the pre-aggregates', which hold the same),
+    with each row's pool resolved and its 结算盈亏 at the pool's PV."""
+    pools = _institution_pools(the_basis.params, {row["institution_id"] for row in rows
+                                                  if row["institution_id"] and not row["pool_code"]})
     result = []
     for row in rows:
-        level = _level_of(row)
         pool = row["pool_code"] or pools.get(row["institution_id"])
         pv = the_basis.point_values.get(pool)
         payment = None if pv is None else drg_scheme.q2(row["points"] * pv)
         result.append(Indices(
-            level=level, institution_id=row["institution_id"], pool_code=pool, drg_code=row["drg_code"],
+            level=row["level"], institution_id=row["institution_id"], pool_code=pool, drg_code=row["drg_code"],
             month=row["month"], cases=row["cases"], grouped_cases=row["grouped_cases"], groups=row["groups"],
             grouping_rate=q4_or_none(Decimal(row["grouped_cases"]) / row["cases"]) if row["cases"] else None,
-            cmi=q4_or_none(row["cmi"]), cost_index=q4_or_none(row["cost_index"]),
-            time_index=q4_or_none(row["time_index"]),
+            cmi=row["cmi"], cost_index=row["cost_index"], time_index=row["time_index"],
             low_risk_cases=row["low_risk_cases"], low_risk_deaths=row["low_risk_deaths"],
             low_risk_mortality=(q4_or_none(Decimal(row["low_risk_deaths"]) / row["low_risk_cases"])
                                 if row["low_risk_cases"] else None),

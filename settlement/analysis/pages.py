@@ -13,10 +13,11 @@ from alliances.scope import restrict, scope_for
 from settlement.engine.schemes.drg import pool_budgets
 from settlement.models import InpatientCase
 
-from . import drg
+from . import aggregates, drg
 from .reports import POOL_AVERAGE
 
 ALL_SETS = ("institution", "pool", "institution_group", "pool_group", "institution_month", "pool_month")
+SUMMARY_SETS = ("institution", "pool", "pool_month")
 MINUS = "\u2212"
 
 
@@ -68,7 +69,12 @@ def page(year, pool_code, user, institution_id=None, the_basis=None):
     """The page's figures for one pool and year; institution_id narrows the drill-down and the trends
     to one visible institution of the pool (else they are the pool's; for a hospital with one
     institution in the pool, its own)."""
-    items = drg.indices(year, ALL_SETS, pool_code=pool_code, the_basis=the_basis)
+    the_basis = the_basis or drg.basis(year)
+    aggregated = aggregates.is_fresh(the_basis)
+    if aggregated:  # the summary rows first; the groups and months of the one unit shown, below
+        items = aggregates.indices(year, SUMMARY_SETS, pool_code=pool_code, the_basis=the_basis)
+    else:  # one statement for every level: its cost is the scan of the cases, not the levels
+        items = drg.indices(year, ALL_SETS, pool_code=pool_code, the_basis=the_basis)
     known = visible_institutions(user)
     mine = [i for i in items if i.level == "institution" and i.institution_id in known]
     pool_row = next((i for i in items if i.level == "pool"), None)
@@ -80,6 +86,11 @@ def page(year, pool_code, user, institution_id=None, the_basis=None):
         institution_id = None
     if institution_id is None and not pool_asked and len(mine) == 1 and scope_for(user).is_hospital:
         institution_id = mine[0].institution_id  # a hospital's own groups and trend first; the pool's one click away
+    if aggregated:
+        items += aggregates.indices(
+            year, ("pool_group",) if institution_id is None else ("institution_group", "institution_month"),
+            pool_code=pool_code, institution_ids=None if institution_id is None else [institution_id],
+            the_basis=the_basis)
     names = drg.group_names(year)
     standards = drg.group_average_costs(year)
     groups = [i for i in items if (i.level == "institution_group" and i.institution_id == institution_id)
@@ -105,7 +116,7 @@ def page(year, pool_code, user, institution_id=None, the_basis=None):
     } for m in range(1, 13)]
     unit_label = f"{known[institution_id][1]}（{known[institution_id][0]}）" if institution_id else f"统筹池{pool_code}"
     return {
-        "rows": rows, "groups": group_rows, "trend": trend_rows, "unit_label": unit_label,
+        "aggregated": aggregated, "rows": rows, "groups": group_rows, "trend": trend_rows, "unit_label": unit_label,
         "institution_id": institution_id, "quadrant": quadrant_data(rows),
         "trend_chart": trend_data(trend_rows, unit_label),
     }

@@ -25,6 +25,9 @@ class AuditParams:
     low_cost_ratio: Decimal = _param(Decimal("0.3"), "低标准入院：总费用占病组均次费用比例上限（LOW01）", Decimal("0"), Decimal("1"))
     high_multiple_tertiary: Decimal = _param(Decimal("3"), "高倍率病例：三级医院倍数（HIC01）", Decimal("1"), Decimal("20"))
     high_multiple_other: Decimal = _param(Decimal("2"), "高倍率病例：其他医院倍数（HIC01）", Decimal("1"), Decimal("20"))
+    # Not a rule of its own: the 低倍率病例 count of the DRG operating analysis (SPEC §10), kept beside
+    # HIC01's multiples so the analysis's high and low cases come from one policy.
+    drg_low_multiple: Decimal = _param(Decimal("0.4"), "低倍率病例：总费用低于病组均次费用的倍数（DRG运行分析）", Decimal("0"), Decimal("1"))
     upcoding_points: Decimal = _param(Decimal("20"), "高套分组：重症组占比高于全市的百分点（UPC01）", Decimal("0"), Decimal("100"))
     upcoding_min_cases: int = _param(20, "高套分组：ADRG最少病例数（UPC01）", 1, 100000)
     monthly_visit_limit: int = _param(10, "超频就诊：每月同一机构就诊次数上限（FRQ01）", 1, 1000)

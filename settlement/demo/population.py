@@ -65,6 +65,12 @@ INPATIENT_RATIO = {
 # Cost of a general visit in 分 (low, high) by level.
 GENERAL_COST = {"基层": (2_500, 12_000), "一级": (4_000, 18_000), "二级": (8_000, 45_000), "三级": (12_000, 75_000)}
 LEVEL_COST_FACTOR = {"基层": 0.7, "一级": 0.82, "二级": 1.0, "三级": 1.15}
+# A few hospitals with a profile of their own, so the DRG 运行分析 quadrant (CMI against 费用消耗指数)
+# shows a real spread: by the hospital's index, some charge more for the same group, some less, and
+# the frugal ones send their severe cases (groups ending in 1) to the county's highest-ranked
+# hospital, whose case mix (CMI) rises while theirs falls. Deterministic: no extra random draws, so
+# every other figure of the demo stays where it was.
+DRG_COST_PROFILE = {1: 1.3, 3: 0.8}  # hospital index % 5 → cost factor (else 1)
 DRG_WEIGHTS = {
     "ES21": 4, "ES23": 10, "ES25": 10, "ET23": 6, "FR23": 5, "FM19": 3, "FT23": 5, "BR23": 5, "BR25": 4,
     "GZ15": 8, "GD19": 3, "HC39": 3, "CB39": 4, "OF29": 4, "OB29": 3, "IC29": 2, "IU23": 4, "IU25": 4,
@@ -522,7 +528,7 @@ class Population:
         pick = rnd() * self.drg_cumulative[-1]
         group = next(g for g, c in zip(self.drg, self.drg_cumulative) if pick < c)
         code, _name, average, mean_stay, diagnosis, operation, min_level, *_flags = group
-        where = self._hospital_for(county_index, LEVEL_RANK[min_level])
+        where = self._profiled(self._hospital_for(county_index, LEVEL_RANK[min_level]), code, county_index)
         level = self.inst[where].level
         incomplete = rnd() < 0.04
         if incomplete:
@@ -530,7 +536,8 @@ class Population:
             cost = int(average * 100 * (0.12 + rnd() * 0.3))
         else:
             stay = max(1, int(mean_stay * (0.5 + rnd())))
-            cost = int(average * 100 * LEVEL_COST_FACTOR[level] * (0.55 + rnd() * 0.9))
+            cost = int(average * 100 * LEVEL_COST_FACTOR[level] * DRG_COST_PROFILE.get(where % 5, 1)
+                       * (0.55 + rnd() * 0.9))
             if rnd() < 0.02:
                 cost = int(cost * 2.5)
         admission = self._admission(stay)
@@ -548,6 +555,14 @@ class Population:
                 fund2 = self._case(rows, person_id, where2, again, stay2, diagnosis, operation, code, cost2,
                                    insurance, county_index)
                 self._count_drg(where2, fund2)
+
+    def _profiled(self, where, drg_code, county_index):
+        """A frugal hospital's severe case goes to its county's highest-ranked hospital (DRG_COST_PROFILE)."""
+        hospitals = self.city.counties[county_index].hospitals
+        if DRG_COST_PROFILE.get(where % 5) == 0.8 and drg_code.endswith("1") and where in hospitals:
+            general = [i for i in hospitals if self.inst[i].tag != "psy"]
+            return max(general, key=lambda i: (self.inst[i].rank, -i), default=where)
+        return where
 
     def _count_drg(self, inst_index, fund):
         inst = self.inst[inst_index]

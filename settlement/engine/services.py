@@ -480,9 +480,20 @@ def finish_run(run_id, computation=None):
             run.save()
             if run.job_id:
                 jobs.finish(run.job_id, f"{run}计算完成：{len(results)}个单位", counts={"units": len(results)})
+            if run.scheme == Scheme.DRG:
+                _rebuild_drg_analysis_after_commit(run.year)
     except Exception as exc:
         log.exception("finishing run %s failed", run_id)
         fail_run(run_id, f"汇总校验失败：{exc}", computation=computation)
+
+
+def _rebuild_drg_analysis_after_commit(year):
+    """The DRG 运行分析 pre-aggregates stand on the latest DRG run: rebuild them once this one is
+    committed (a task of its own, so a failed rebuild never fails the run). Imported here because
+    settlement.analysis reads this module."""
+    from settlement.analysis.tasks import rebuild_drg_analysis_task
+
+    transaction.on_commit(lambda: rebuild_drg_analysis_task.delay(year), robust=True)
 
 
 def fail_run(run_id, reason, computation=None):

@@ -9,7 +9,7 @@ from collections import defaultdict
 from django.db import connection
 from django.db.models import Sum
 
-from alliances.kpis import percent
+from settlement.analysis.kpis import percent
 
 from .models import KpiAggregateYear, KpiPopulationMonth, KpiUnitYear, PopulationBasis, ProviderLevel, UnitLevel
 

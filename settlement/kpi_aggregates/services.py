@@ -25,7 +25,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from alliances import kpis
+from settlement.analysis import kpis
 from alliances.models import InstitutionLevel
 from contracts.coverage import COVERAGE_SQL, coverage_params
 from contracts.models import InsuranceType, PersonStatus

@@ -1,7 +1,7 @@
 """退出按病种付费 (SPEC §6.7): roles, the 15% exit-rate cap at its boundary, exits paid by item, the KPI."""
 import pytest
 
-from alliances.kpis import alliance_kpis, institution_kpis
+from settlement.analysis.kpis import alliance_kpis, institution_kpis
 from alliances.models import Alliance, Institution, InstitutionLevel
 from settlement.engine import services
 from settlement.engine.case_requests import DiseaseExitRequest, RequestStatus
@@ -147,7 +147,7 @@ def test_exit_rate_kpi(world):
 
 
 def test_exit_rate_kpi_from_the_aggregates_follows_each_approval(world):
-    from alliances import kpis
+    from settlement.analysis import kpis
     from alliances.models import Region
     from settlement.kpi_aggregates import selectors
     from settlement.kpi_aggregates.services import rebuild_year

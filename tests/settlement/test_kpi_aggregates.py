@@ -1,4 +1,4 @@
-"""The KPI pre-aggregates (settlement.kpi_aggregates) against the raw computation (alliances.kpis.RAW).
+"""The KPI pre-aggregates (settlement.kpi_aggregates) against the raw computation (settlement.analysis.kpis.RAW).
 
 Identity tests on a seeded random city: for every county, alliance and institution, every KPI and
 every input behind it read from the aggregates equals the one computed from the raw claims, cases,
@@ -15,7 +15,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from alliances import kpis
+from settlement.analysis import kpis
 from alliances.models import Alliance, Institution, InstitutionLevel, Membership, Region
 from contracts.models import InsuranceType, PersonStatus
 from settlement.engine.schemes.alliance_budget import actual_by_alliance

@@ -16,7 +16,7 @@
     chart.setOption({
       animation: false,
       title: { text: data.title, left: "center", textStyle: { fontSize: 14 } },
-      grid: { left: 70, right: 60, top: 70, bottom: 50 },
+      grid: { left: 70, right: 130, top: 70, bottom: 50 },
       tooltip: { trigger: "item", formatter: function (p) { return data.points[p.dataIndex].tooltip; } },
       xAxis: { type: "value", name: data.x, scale: true, boundaryGap: ["12%", "12%"] },
       yAxis: { type: "value", name: data.y, scale: true, boundaryGap: ["12%", "12%"] },

@@ -1,8 +1,8 @@
+"""Celery tasks of the settlement app itself (the others live beside their services)."""
 from celery import shared_task
 
+from alliances.services import sync_role_groups
 from settlement import jobs
-
-from .services import sync_role_groups
 
 
 @shared_task

@@ -1,5 +1,8 @@
 """KPIs of the global budget (KF §3, SPEC §6.4), per county, alliance or institution and year.
 
+Moved here from alliances/ (issue 16): they read claims, cases and the engine's case classification,
+which the lowest app may not import.
+
 Selectors only: every figure comes from a handful of GROUP BY queries over claims, cases,
 contracts and insured persons, never from a loop over rows. Callers pass the units already
 limited with `restrict()`; a figure describes the whole unit, so it may rest on rows (e.g. a
@@ -21,11 +24,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.db import connection
 from django.db.models import Count, F, Func, IntegerField, Q, Sum, Value
 from django.db.models.functions import Coalesce, Greatest
 
-from .budget_models import Kpi
-from .models import InstitutionLevel
+from alliances.budget_models import Kpi
+from alliances.models import InstitutionLevel
+from contracts.coverage import COVERAGE_SQL, coverage_params
+from contracts.models import Contract, InsuredPerson, PersonStatus
+from settlement.engine.schemes.inpatient_common import DISEASE, classified_cases_sql, fetch_dicts
+from settlement.models import InpatientCase, OutpatientClaim
 
 CENT = Decimal("0.01")
 HUNDRED = Decimal("100")
@@ -64,13 +72,8 @@ def disease_exit_rate(year, level, unit_ids):
     unit (the county's, the alliance members' on the discharge day, or the institution's cases).
     None when the unit had no per-disease case: never an invented number, so that an assessment
     that weights this KPI refuses to score."""
+    # Here, not at the top: case_review_services refreshes the KPI pre-aggregates, which read this module.
     from settlement.engine.case_review_services import exited_case_ids
-    from settlement.engine.schemes.inpatient_common import (
-        DISEASE,
-        classified_cases_sql,
-        fetch_dicts,
-    )
-
     first, last = _year_range(year)
     unit_sql = {
         COUNTY: ("i.county_id", "JOIN alliances_institution i ON i.id = k.institution_id"),
@@ -128,8 +131,6 @@ def _year_range(year):
 
 def provider_sums(year, level):
     """unit → sums of the care given by the unit's institutions in the year."""
-    from settlement.models import InpatientCase, OutpatientClaim
-
     first, last = _year_range(year)
     money0 = Value(ZERO)
     claims = _by_unit(
@@ -164,9 +165,6 @@ def provider_sums(year, level):
 
 def population_sums(year):
     """county id → what happened to the county's insured persons in the year, wherever treated."""
-    from contracts.models import InsuredPerson, PersonStatus
-    from settlement.models import InpatientCase, OutpatientClaim
-
     first, last = _year_range(year)
     same_county = Q(institution__county_id=F("person__county_id"))
     claims = _by_unit(
@@ -196,11 +194,6 @@ def population_sums(year):
 
 def alliance_population_sums(year):
     """alliance id → what happened to the persons the alliance covers (any insurance type) in the year."""
-    from django.db import connection
-
-    from contracts.coverage import COVERAGE_SQL, coverage_params
-    from contracts.models import PersonStatus
-
     first, last = _year_range(year)
     cov = f"({COVERAGE_SQL}) cov"
     queries = {
@@ -236,8 +229,6 @@ def alliance_population_sums(year):
 def signed_persons(year, level):
     """unit → persons insured in the unit's county with a verified contract in force on 31 December
     at one of the unit's institutions."""
-    from contracts.models import Contract, PersonStatus
-
     _, last = _year_range(year)
     contracts = Contract.objects.filter(
         start__lte=last, verified_on__isnull=False, verified_on__lte=last, person__status=PersonStatus.ACTIVE,
@@ -268,23 +259,11 @@ class RawSource:
 
 
 RAW = RawSource()
-_aggregated = None
 
 
-def register_aggregated_source(source):
-    """The hook a higher app fills (settlement.apps: settlement.kpi_aggregates.selectors) with an
-    object offering the selectors of RawSource, same signatures and same figures, read from
-    pre-aggregates. alliances itself never imports settlement."""
-    global _aggregated
-    _aggregated = source
-
-
-def aggregated_source():
-    """The registered pre-aggregate source, else the raw computation."""
-    return _aggregated or RAW
-
-
-def _assemble(unit_ids, county_of, level, year, source=RAW):
+def assemble(unit_ids, county_of, level, year, source=RAW):
+    """{unit id: UnitKpis} of units already chosen (ids; county_of: unit id → its county id, the
+    unit itself for alliances and counties), from `source`'s selectors."""
     now, before = source.provider_sums(year, level), source.provider_sums(year - 1, level)
     if level == ALLIANCE:
         population, county_of = source.alliance_population_sums(year), {pk: pk for pk in unit_ids}
@@ -334,17 +313,23 @@ def _assemble(unit_ids, county_of, level, year, source=RAW):
 
 
 def county_kpis(year, counties, source=RAW):
-    """counties: a (restricted) Region queryset → {region id: UnitKpis}; `source` RAW or aggregated_source()."""
+    """counties: a (restricted) Region queryset → {region id: UnitKpis}; `source` RAW or an object with
+    the same selectors read from pre-aggregates (settlement.kpi_aggregates.selectors)."""
     ids = list(counties.values_list("pk", flat=True))
-    return _assemble(ids, {pk: pk for pk in ids}, COUNTY, year, source)
+    return assemble(ids, {pk: pk for pk in ids}, COUNTY, year, source)
 
 
 def alliance_kpis(year, alliances, source=RAW):
     """alliances: a (restricted) Alliance queryset → {alliance id: UnitKpis}."""
     county_of = dict(alliances.values_list("pk", "county_id"))
-    return _assemble(list(county_of), county_of, ALLIANCE, year, source)
+    return assemble(list(county_of), county_of, ALLIANCE, year, source)
 
 
 def institution_kpis(year, institutions, source=RAW):
     county_of = dict(institutions.values_list("pk", "county_id"))
-    return _assemble(list(county_of), county_of, INSTITUTION, year, source)
+    return assemble(list(county_of), county_of, INSTITUTION, year, source)
+
+
+def unit_kpis(level, year, units, source=RAW):
+    """{unit pk: UnitKpis} of alliances or institutions: what alliances' assessment scoring reads."""
+    return {ALLIANCE: alliance_kpis, INSTITUTION: institution_kpis}[level](year, units, source)

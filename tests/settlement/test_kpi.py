@@ -4,9 +4,9 @@ from decimal import Decimal
 
 import pytest
 
-from alliances import kpis
 from alliances.models import Alliance, Institution, InstitutionLevel, Kpi, KpiTarget, Membership, Region
 from contracts.models import InsuranceType, PersonStatus
+from settlement.analysis import kpis
 from settlement.models import InpatientCase, OutpatientClaim, VisitType
 from tests import factories
 
@@ -183,7 +183,12 @@ def test_dashboard_shows_budget_against_actual_and_links_resolve(aggregated, cli
     assert "月度预算：100.00 元" in body  # 1,200.00 / 12
     # A = residents of X, 普通门诊, wherever treated: 70 + 70 + 30 + 56 + 210 + 300 = 736.00
     assert "全年实际A：736.00 元" in body
-    assert "<svg" in body and "81.82" in body
+    assert "81.82" in body
+    # The chart's data, built in Python: A per month as exact strings, a month over B/12 flagged.
+    chart = dashboard_json(body, f"budget-{alliance.pk}-data")
+    assert chart["per_month"] == "100.00" and len(chart["actual"]) == 12
+    assert sum(D(v) for v in chart["actual"]) == D("736.00")
+    assert chart["over"] == [D(v) > D("100.00") for v in chart["actual"]]
 
     # Each drill-down link opens a changelist that accepts its filters.
     import re
@@ -197,6 +202,53 @@ def test_dashboard_shows_budget_against_actual_and_links_resolve(aggregated, cli
     listing = client.get(march).content.decode()
     serials = set(re.findall(r">(C\d+)</a>", listing))
     assert serials == {"C3"}  # x2's March visit only
+
+
+def dashboard_json(body, dom_id):
+    import json
+    import re
+    from html import unescape
+
+    found = re.search(rf'<script id="{dom_id}" type="application/json">(.*?)</script>', body, re.S)
+    assert found, dom_id
+    return json.loads(unescape(found.group(1)))
+
+
+def test_monthly_kpis_of_a_county_worked_by_hand(aggregated):
+    from settlement.analysis.kpi_trends import MonthlyFigures
+
+    x = aggregated["X"]
+    months = MonthlyFigures(2025).county_kpis([x])
+    rate = {m: months[m][x.pk].values["county_visit_rate"] for m in range(1, 13)}
+    # Jan: x1's claim at G1 and x1's stay at H2 discharged 3 Jan, both in X → 2/2.
+    # Mar: x2 at P1, x1's stay at H2 → 2/2.  Apr: x3 at H2 in; x5's stay at T3 (Y) out → 1/2.
+    # May: x4 at T3 out; x2's stay at G1 in → 1/2.  Jul: nothing → 无数据.
+    assert (rate[1], rate[3], rate[4], rate[5], rate[7]) == (D("100.00"), D("100.00"), D("50.00"), D("50.00"), None)
+    # Growth against the same month of 2024, care at X's institutions: Mar 2025 = 50 (P1) + 5000 (H2) = 5050
+    # against Mar 2024 = 100 (G1) → +4950.00%; Jan 2025 = 100 + 0 against nothing in Jan 2024 → 无数据.
+    growth = {m: months[m][x.pk].values["total_cost_growth"] for m in (1, 3)}
+    assert growth == {1: None, 3: D("4950.00")}
+    # Identity: the months add up to the year.
+    year = kpis.county_kpis(2025, Region.objects.filter(pk=x.pk))[x.pk].inputs
+    for name in ("visits", "visits_in_county", "stays", "stays_in_county", "total_cost", "personal_paid"):
+        assert sum(months[m][x.pk].inputs[name] for m in range(1, 13)) == year[name], name
+
+
+def test_dashboard_trend_lines_against_the_seeded_targets(aggregated, client, make_user):
+    x = aggregated["X"]
+    client.force_login(make_user("city"))
+    body = client.get("/admin/alliances/dashboard/?year=2025").content.decode()
+    trend = dashboard_json(body, f"county-{x.pk}-county_visit_rate-data")
+    # The seeded KF target: 县域内就诊率 ≥ 90; April and May (50.00) miss it, January and March (100.00) do not.
+    assert (trend["target"], trend["target_text"]) == ("90.0000", "不低于（≥） 90")
+    # Feb: x1's claim at G1 alone → 1/1; Jun: x3's stay at G1 → 1/1; Jul: nothing; Aug: x2 at P1 → 1/1.
+    assert trend["values"][:8] == ["100.00", "100.00", "100.00", "50.00", "50.00", "100.00", None, "100.00"]
+    assert [trend["missed"][m - 1] for m in (1, 3, 4, 5, 7)] == [False, False, True, True, False]
+    assert trend["attainment"][3] == "55.56"  # 50 / 90
+    # The table under the charts carries the same numbers, the missed months marked.
+    assert '<td class="num kpi-missed">50.00</td>' in body
+    # A KPI without a target gets no trend line.
+    assert f"county-{x.pk}-referrals-data" not in body
 
 
 def test_dashboard_is_scoped(aggregated, client, make_user):

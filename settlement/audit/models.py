@@ -9,9 +9,10 @@ from django.db import models
 from alliances.models import Institution, Region
 from alliances.scope import ScopedModel
 from contracts.models import Contract, InsuredPerson
-from settlement.models import InpatientCase, OutpatientClaim
+from settlement.engine.models import RunUnit
+from settlement.models import InpatientCase, OutpatientClaim, money
 
-__all__ = ["Severity", "FindingStatus", "Finding", "FindingStep"]
+__all__ = ["Severity", "FindingStatus", "Finding", "FindingStep", "RecoveryItem"]
 
 
 class Severity(models.TextChoices):
@@ -109,3 +110,25 @@ class FindingStep(models.Model):
 
     def __str__(self):
         return f"{self.from_status} → {self.to_status}"
+
+
+class RecoveryItem(models.Model):
+    """One confirmed finding deducted in one unit of a settlement run (违规扣款, SPEC §9).
+
+    Written with the unit's gathered inputs and gone with them: a run restarted before approval takes
+    the findings confirmed by then; an approved run's items never change, so a finding confirmed later
+    is pending (待下一版本扣回) until the next version. A deducted finding cannot be deleted.
+    """
+
+    unit = models.ForeignKey(RunUnit, verbose_name="结算单位", on_delete=models.CASCADE, related_name="recoveries")
+    finding = models.ForeignKey(Finding, verbose_name="疑点", on_delete=models.PROTECT, related_name="recoveries")
+    amount = money("扣款金额")
+
+    class Meta:
+        verbose_name = "违规扣款明细"
+        verbose_name_plural = verbose_name
+        ordering = ["unit", "finding"]
+        constraints = [models.UniqueConstraint(fields=["unit", "finding"], name="recovery_item_key")]
+
+    def __str__(self):
+        return f"{self.unit} · {self.finding}"

@@ -26,6 +26,7 @@ from alliances.models import Region
 from alliances.scope import Role, restrict, scope_for
 from settlement import jobs
 from settlement.approval import Refused, enter_lock, require_four_eyes
+from settlement.audit import recovery
 from settlement.models import ApprovalStatus, Job, JobKind, JobStatus, Payment, PaymentSource, Scheme
 
 from . import codec
@@ -209,14 +210,18 @@ def _gather_and_store(run, computation, sync):
     run_id = run.pk
     rule = get_rule(run.scheme)
     try:
-        inputs = rule.gather(_context(run), _params(run))
+        ctx, params = _context(run), _params(run)
+        inputs = rule.gather(ctx, params)
+        # The confirmed findings each unit's A paid (SPEC §9), taken now with the inputs.
+        taken = recovery.deductions(rule, ctx, params, list(inputs))
         paid = dict(
             Payment.objects.filter(scheme=run.scheme, year=run.year, unit_code__in=list(inputs))
             .values_list("unit_code").annotate(total=Sum("amount")).values_list("unit_code", "total")
         )
         encoded = [
             RunUnit(run=run, unit_code=code, unit_name=str(getattr(item, "unit_name", ""))[:200],
-                    inputs=codec.encode(item), paid=q2(paid.get(code) or 0), computation=computation)
+                    inputs=codec.encode(item), paid=q2(paid.get(code) or 0),
+                    recovery=recovery.total(taken.get(code, ())), computation=computation)
             for code, item in inputs.items()
         ]
     except Exception as exc:  # any input problem fails the run with its reason, nothing half-landed
@@ -232,6 +237,7 @@ def _gather_and_store(run, computation, sync):
         RunUnit.objects.filter(run=run).delete()
         UnitResult.objects.filter(run=run).delete()
         RunUnit.objects.bulk_create(encoded, batch_size=1000)
+        recovery.store(encoded, taken)
         # In the same transaction as the inputs: from here on a resume may reuse them.
         SettlementRun.objects.filter(pk=run_id).update(
             units_total=len(encoded), units_done=0, gathered_computation=computation,
@@ -309,6 +315,7 @@ def compute_units(run_id, unit_codes, computation=None):
                 outcome = rule.compute(codec.decode(unit.inputs), params, unit.paid)
                 if not isinstance(outcome, UnitOutcome):
                     raise TypeError("compute 未返回 UnitOutcome")
+                outcome = outcome.deducting(unit.recovery)
             except Exception as exc:
                 log.exception("unit %s of run %s failed", unit.unit_code, run_id)
                 fail_run(run_id, f"单位{unit.unit_name or unit.unit_code}（{unit.unit_code}）计算失败：{exc}",
@@ -337,7 +344,7 @@ def _result_values(outcome):
     return {
         "unit_name": outcome.unit_name, "quota": outcome.quota, "actual": outcome.actual,
         "surplus": outcome.surplus, "unit_part": outcome.unit_part, "fund_part": outcome.fund_part,
-        "entitled": outcome.entitled, "paid": outcome.paid, "amount": outcome.amount,
+        "entitled": outcome.entitled, "paid": outcome.paid, "recovery": outcome.recovery, "amount": outcome.amount,
         "details": codec.to_json_safe(outcome.details), "warnings": list(outcome.warnings),
     }
 
@@ -396,7 +403,7 @@ def finish_run(run_id, computation=None):
                 UnitOutcome(
                     unit_code=r.unit_code, unit_name=r.unit_name, quota=r.quota, actual=r.actual, surplus=r.surplus,
                     unit_part=r.unit_part, fund_part=r.fund_part, entitled=r.entitled, paid=r.paid,
-                    amount=r.amount, details=r.details, warnings=tuple(r.warnings),
+                    amount=r.amount, details=r.details, warnings=tuple(r.warnings), recovery=r.recovery,
                 )
                 for r in results
             ]

@@ -203,8 +203,9 @@ class _Statement(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         classes = (attrs.get("class") or "").split()
-        if tag == "table" and "detail-table" in classes:
-            self.tables.append({"rows": [], "footer": []})
+        if tag == "table":
+            # any other table (the DRG case list below a unit's details) ends the detail table before it
+            self.tables.append({"rows": [], "footer": []} if "detail-table" in classes else None)
         elif tag in ("tbody", "tfoot", "thead"):
             self._section = tag
         elif tag == "tr":
@@ -229,9 +230,9 @@ class _Statement(HTMLParser):
                 self.figures[row["figure"]] = amounts[0]
             elif row["part_of"]:
                 self.parts.setdefault(row["part_of"], []).append((row["cells"][0]["text"].strip(), amounts[0]))
-            elif self.tables and self._section == "tbody":
+            elif self.tables and self.tables[-1] is not None and self._section == "tbody":
                 self.tables[-1]["rows"].append([c for c in row["cells"]])
-            elif self.tables and self._section == "tfoot":
+            elif self.tables and self.tables[-1] is not None and self._section == "tfoot":
                 # the column the amount stands in: the columns spanned before it
                 self.tables[-1].setdefault("column", row["cells"][0]["span"])
                 self.tables[-1]["footer"].append((row["cells"][0]["text"].strip(), amounts[0]))
@@ -273,14 +274,14 @@ def test_every_figure_of_every_statement_adds_up_from_its_rows(settled, django_d
                 assert shown["amount"] == shown["entitled"] - shown["paid"] - shown["recovery"]
                 if result.recovery:
                     # the 违规扣款明细 is a table whose rows add up to the figure
-                    assert any(t["footer"] and t["footer"][-1] == ("违规扣款", result.recovery) for t in page.tables), url
+                    assert any(t and t["footer"] and t["footer"][-1] == ("违规扣款", result.recovery) for t in page.tables), url
                     recovered += 1
                 for name, parts in page.parts.items():
                     rounding = [a for label, a in parts if label.startswith("其中：尾差")]
                     assert sum((a for _l, a in parts), D("0")) == shown[name], (url, name, parts)
                     assert all(abs(a) <= D("0.01") * len(parts) for a in rounding), (url, name, parts)
                 for table in page.tables:
-                    if not table["footer"]:
+                    if not table or not table["footer"]:
                         continue
                     column = table["column"]
                     assert table["rows"][0][column]["money"], (url, "the total stands under a money column")

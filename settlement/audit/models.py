@@ -41,20 +41,27 @@ class Finding(ScopedModel, models.Model):
     # The county the finding belongs to: its institution's, or the person's county of insurance for a
     # person-level signal across institutions (FRQ02), so bureaus see it even without an institution.
     region = models.ForeignKey(Region, verbose_name="县区", on_delete=models.PROTECT, related_name="+")
+    # Each finding is on one kind of thing: the references a rule leaves empty are kept out of their
+    # indexes (see Meta), so that writing a rule's ten thousand findings updates only the indexes it uses.
     institution = models.ForeignKey(
         Institution, verbose_name="机构", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+        db_index=False,
     )
     person = models.ForeignKey(
         InsuredPerson, verbose_name="参保人", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+        db_index=False,
     )
     claim = models.ForeignKey(
         OutpatientClaim, verbose_name="门诊结算记录", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+        db_index=False,
     )
     case = models.ForeignKey(
         InpatientCase, verbose_name="住院病例", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+        db_index=False,
     )
     contract = models.ForeignKey(
         Contract, verbose_name="家庭医生签约", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+        db_index=False,
     )
     amount = models.DecimalField("涉及金额", max_digits=16, decimal_places=2)
     evidence = models.TextField("依据")
@@ -74,7 +81,9 @@ class Finding(ScopedModel, models.Model):
         constraints = [models.UniqueConstraint(fields=["year", "rule", "subject"], name="finding_key")]
         indexes = [
             models.Index(fields=["year", "rule", "region"]),
-            models.Index(fields=["institution", "year"]),
+            models.Index(fields=["institution", "year"]),  # also serves the institution's PROTECT check
+            *(models.Index(fields=[name], condition=models.Q(**{f"{name}__isnull": False}), name=f"finding_{name}")
+              for name in ("person", "claim", "case", "contract")),
         ]
 
     def __str__(self):

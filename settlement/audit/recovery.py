@@ -40,12 +40,18 @@ def _recoverable(year):
     )
 
 
-def current_runs(year):
-    """The latest version of each (scheme, region) settlement of the year that did not fail."""
+def current_runs(year=None):
+    """The latest version of each (scheme, region) settlement of the year (or of every year) that did not fail."""
     newer = SettlementRun.objects.filter(
         scheme=OuterRef("scheme"), year=OuterRef("year"), region=OuterRef("region"), version__gt=OuterRef("version"),
     )
-    return SettlementRun.objects.filter(year=year).exclude(status=RunStatus.FAILED).exclude(Exists(newer))
+    runs = SettlementRun.objects.exclude(status=RunStatus.FAILED).exclude(Exists(newer))
+    return runs if year is None else runs.filter(year=year)
+
+
+def deducted_in_a_current_run():
+    """Exists(…) for a Finding queryset: the finding is deducted by the current run of some settlement."""
+    return Exists(RecoveryItem.objects.filter(unit__run__in=current_runs().values("pk"), finding=OuterRef("pk")))
 
 
 def taken_elsewhere(scheme, year):
@@ -107,11 +113,14 @@ def pending(result):
     return Finding.objects.filter(pk__in=ids).select_related("institution", "claim", "case").order_by("pk")
 
 
+def standalone_of(findings):
+    """Of `findings`, the confirmed ones with something to recover that no current run deducts."""
+    return findings.filter(status=FindingStatus.CONFIRMED, amount__gt=0).exclude(deducted_in_a_current_run())
+
+
 def standalone(year):
-    """Confirmed findings with something to recover that no current run deducts: the institution's own recovery."""
-    runs = current_runs(year).values("pk")
-    in_a_run = RecoveryItem.objects.filter(unit__run__in=runs, finding=OuterRef("pk"))
+    """The year's stand-alone recoveries: each is recovered from its institution outside any statement."""
     return (
-        Finding.objects.filter(year=year, status=FindingStatus.CONFIRMED, amount__gt=0)
-        .exclude(Exists(in_a_run)).select_related("institution").order_by("institution__code", "rule", "pk")
+        standalone_of(Finding.objects.filter(year=year))
+        .select_related("institution").order_by("institution__code", "rule", "pk")
     )

@@ -118,6 +118,10 @@ def test_the_statement_lists_exactly_the_deducted_findings_and_adds_up(alliances
     # No capitation unit's A holds the stranger's claim: a stand-alone recovery of the institution.
     assert list(recovery.standalone(2025)) == [stray]
     client.force_login(alliances["city"])
+    changelist = reverse("admin:settlement_finding_changelist")
+    for value, expected in (("standalone", [stray.pk]), ("deducted", [alliances["finding"].pk])):
+        listing = client.get(f"{changelist}?recovery={value}")
+        assert [f.pk for f in listing.context_data["cl"].result_list] == expected, value
     page = client.get(reverse("admin:settlement_unitresult_statement", args=[result.pk])).content.decode()
     serial = alliances["finding"].claim.serial
     assert "违规扣款明细" in page and serial in page and stray.claim.serial not in page

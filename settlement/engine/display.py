@@ -283,6 +283,8 @@ def pending_recovery(result):
         "rows": [_finding_cells(f, f.amount) for f in findings],
         "total": money(sum((f.amount for f in findings), Decimal("0.00"))),
         "count": len(findings),
+        # an approved run never changes: the next version takes them; a draft takes them when recomputed
+        "when": "下一版本" if result.run.is_read_only else "重新计算后",
     }
 
 

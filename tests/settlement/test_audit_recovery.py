@@ -178,3 +178,15 @@ def _rule_ctx(scheme):
 
     rule = get_rule(scheme)
     return rule, RunContext(scheme, 2025), rule.params_class()
+
+
+def test_a_draft_run_takes_a_later_confirmation_when_recomputed(alliances, client):
+    run = start_run("capitation", 2025, sync=True)
+    confirm(alliances["finding"], alliances["bureau"])
+    result = run.results.get(unit_code="YGT-A")
+    client.force_login(alliances["city"])
+    page = client.get(reverse("admin:settlement_unitresult_change", args=[result.pk])).content.decode()
+    assert "待重新计算后扣回" in page
+    again = start_run("capitation", 2025, sync=True)
+    assert again.pk == run.pk and again.version == 1  # the same draft version, recomputed
+    assert figures(again.results.get(unit_code="YGT-A")) == WITH

@@ -15,7 +15,7 @@ from alliances.scoped_admin import ScopedAdmin
 from settlement.engine.case_requests import ReviewKind
 from settlement.models import InpatientCase, OutpatientClaim
 
-from . import services
+from . import recovery, services
 from .models import Finding, FindingStatus, FindingStep
 from .rules import registered_rules
 from .selectors import counts_by_rule_and_institution
@@ -63,10 +63,28 @@ def _link(obj, label=None):
     return format_html('<a href="{}">{}</a>', url, label or obj)
 
 
+class RecoveryFilter(admin.SimpleListFilter):
+    """违规扣款 (SPEC §9): deducted in the current version of a settlement, or recovered on its own."""
+
+    title = "违规扣款"
+    parameter_name = "recovery"
+
+    def lookups(self, request, model_admin):
+        return [("deducted", "已在结算中扣款"), ("standalone", "单独追回（未纳入任何结算）")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "deducted":
+            return queryset.filter(recovery.deducted_in_a_current_run())
+        if self.value() == "standalone":
+            return recovery.standalone_of(queryset)
+        return queryset
+
+
 @admin.register(Finding)
 class FindingAdmin(ScopedAdmin):
     list_display = ("year", "rule", "rule_name", "severity", "institution", "person", "document", "amount", "status")
-    list_filter = ("year", "rule", "severity", "status", ("institution", admin.RelatedOnlyFieldListFilter))
+    list_filter = ("year", "rule", "severity", "status", RecoveryFilter,
+                   ("institution", admin.RelatedOnlyFieldListFilter))
     search_fields = ("subject", "institution__code", "person__id_number", "claim__serial", "case__serial")
     list_select_related = ("institution", "person", "claim", "case")
     fields = ("year", "rule", "rule_name", "severity", "status", "amount", "evidence", "behind",

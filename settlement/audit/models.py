@@ -9,9 +9,10 @@ from django.db import models
 from alliances.models import Institution, Region
 from alliances.scope import ScopedModel
 from contracts.models import Contract, InsuredPerson
-from settlement.models import InpatientCase, OutpatientClaim
+from settlement.engine.models import RunUnit
+from settlement.models import InpatientCase, OutpatientClaim, money
 
-__all__ = ["Severity", "FindingStatus", "Finding", "FindingStep"]
+__all__ = ["Severity", "FindingStatus", "Finding", "FindingStep", "RecoveryItem"]
 
 
 class Severity(models.TextChoices):
@@ -40,20 +41,27 @@ class Finding(ScopedModel, models.Model):
     # The county the finding belongs to: its institution's, or the person's county of insurance for a
     # person-level signal across institutions (FRQ02), so bureaus see it even without an institution.
     region = models.ForeignKey(Region, verbose_name="县区", on_delete=models.PROTECT, related_name="+")
+    # Each finding is on one kind of thing: the references a rule leaves empty are kept out of their
+    # indexes (see Meta), so that writing a rule's ten thousand findings updates only the indexes it uses.
     institution = models.ForeignKey(
         Institution, verbose_name="机构", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+        db_index=False,
     )
     person = models.ForeignKey(
         InsuredPerson, verbose_name="参保人", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+        db_index=False,
     )
     claim = models.ForeignKey(
         OutpatientClaim, verbose_name="门诊结算记录", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+        db_index=False,
     )
     case = models.ForeignKey(
         InpatientCase, verbose_name="住院病例", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+        db_index=False,
     )
     contract = models.ForeignKey(
         Contract, verbose_name="家庭医生签约", null=True, blank=True, on_delete=models.PROTECT, related_name="findings",
+        db_index=False,
     )
     amount = models.DecimalField("涉及金额", max_digits=16, decimal_places=2)
     evidence = models.TextField("依据")
@@ -73,7 +81,9 @@ class Finding(ScopedModel, models.Model):
         constraints = [models.UniqueConstraint(fields=["year", "rule", "subject"], name="finding_key")]
         indexes = [
             models.Index(fields=["year", "rule", "region"]),
-            models.Index(fields=["institution", "year"]),
+            models.Index(fields=["institution", "year"]),  # also serves the institution's PROTECT check
+            *(models.Index(fields=[name], condition=models.Q(**{f"{name}__isnull": False}), name=f"finding_{name}")
+              for name in ("person", "claim", "case", "contract")),
         ]
 
     def __str__(self):
@@ -109,3 +119,25 @@ class FindingStep(models.Model):
 
     def __str__(self):
         return f"{self.from_status} → {self.to_status}"
+
+
+class RecoveryItem(models.Model):
+    """One confirmed finding deducted in one unit of a settlement run (违规扣款, SPEC §9).
+
+    Written with the unit's gathered inputs and gone with them: a run restarted before approval takes
+    the findings confirmed by then; an approved run's items never change, so a finding confirmed later
+    is pending (待下一版本扣回) until the next version. A deducted finding cannot be deleted.
+    """
+
+    unit = models.ForeignKey(RunUnit, verbose_name="结算单位", on_delete=models.CASCADE, related_name="recoveries")
+    finding = models.ForeignKey(Finding, verbose_name="疑点", on_delete=models.PROTECT, related_name="recoveries")
+    amount = money("扣款金额")
+
+    class Meta:
+        verbose_name = "违规扣款明细"
+        verbose_name_plural = verbose_name
+        ordering = ["unit", "finding"]
+        constraints = [models.UniqueConstraint(fields=["unit", "finding"], name="recovery_item_key")]
+
+    def __str__(self):
+        return f"{self.unit} · {self.finding}"

@@ -25,7 +25,7 @@ from settlement.approval import Refused, revise
 from . import services
 from .admin_approval import confirmation, confirmed, rows_items, run_totals
 from .base import RunContext, SchemeRule, get_rule
-from .display import detail_rows, figure_rows, parameter_rows, warning_summary
+from .display import detail_rows, figure_rows, parameter_rows, pending_recovery, recovery_rows, warning_summary
 from .export import export_bytes
 from .models import PaymentPolicy, RunStatus, SettlementRun, UnitResult
 from .params import field_label
@@ -174,7 +174,8 @@ class StartRunForm(forms.Form):
 
 MONEY_COLUMNS = (
     ("quota", "预算额度"), ("actual", "实际支出"), ("surplus", "结余超支"), ("unit_part", "单位分担留用"),
-    ("fund_part", "基金分担留用"), ("entitled", "应得金额"), ("paid", "已拨付"), ("amount", "年终清算金额"),
+    ("fund_part", "基金分担留用"), ("entitled", "应得金额"), ("paid", "已拨付"), ("recovery", "违规扣款"),
+    ("amount", "年终清算金额"),
 )
 
 
@@ -193,7 +194,7 @@ class UnitResultInline(MoneyColumns, admin.TabularInline):
     can_delete = False
     show_change_link = False  # the unit's name links to its page; Django's 查看 link would be a second one
     fields = ("unit_link", "quota_money", "actual_money", "surplus_money", "entitled_money", "paid_money",
-              "amount_money", "statement_link")
+              "recovery_money", "amount_money", "statement_link")
     readonly_fields = fields
     max_num = 0
 
@@ -489,8 +490,8 @@ def latest_data_year():
 class UnitResultAdmin(MoneyColumns, ScopedAdmin):
     # Fits 1,366 px beside the filters: the unit and its run in one cell, the money that decides the
     # year-end amount always in view (S, the unit's and the fund's parts are on the unit's page).
-    list_display = ("unit_cell", "quota_money", "actual_money", "entitled_money", "paid_money", "amount_money",
-                    "statement_link")
+    list_display = ("unit_cell", "quota_money", "actual_money", "entitled_money", "paid_money", "recovery_money",
+                    "amount_money", "statement_link")
     list_filter = ("run__scheme", "run__year", "run__status")
     search_fields = ("unit_code", "unit_name")
     list_select_related = ("run", "run__region")
@@ -524,6 +525,8 @@ class UnitResultAdmin(MoneyColumns, ScopedAdmin):
     def figures_table(self, obj):
         return render_to_string("settlement/unit_figures.html", {
             "figures": figure_rows(obj), "claims_link": claims_link(obj),
+        }) + render_to_string("settlement/unit_recoveries.html", {
+            "recovery_rows": recovery_rows(obj), "pending": pending_recovery(obj),
         })
 
     @admin.display(description="计算明细")
@@ -561,6 +564,7 @@ class UnitResultAdmin(MoneyColumns, ScopedAdmin):
         return TemplateResponse(request, "settlement/statement.html", {
             "result": result, "run": result.run, "figures": figure_rows(result),
             "rows": detail_rows(result), "printed_by": request.user,
+            "recovery_rows": recovery_rows(result), "pending": pending_recovery(result),
             "warning_groups": warning_summary(result.warnings),  # the unit's own: in scope with the unit
         })
 

@@ -54,7 +54,8 @@ class UnitOutcome:
 
     quota Q, actual A, surplus S = Q − A, unit_part (the unit's part of S: positive when it keeps
     surplus, negative when it bears overspend), fund_part = S − unit_part, entitled E,
-    paid (已拨付, including A where the scheme pays claims as they occur), amount = E − paid.
+    paid (已拨付, including A where the scheme pays claims as they occur), recovery (违规扣款: the
+    confirmed audit findings deducted, SPEC §9), amount = E − paid − recovery.
     `details` holds the intermediates (heads, person-months, quota by class, A inside/outside, ratios…)
     as JSON-safe values; Decimals are kept as strings by the engine when stored.
     """
@@ -71,6 +72,7 @@ class UnitOutcome:
     amount: Decimal
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    recovery: Decimal = ZERO
 
     @classmethod
     def settle(cls, unit_code, unit_name, *, quota, actual, unit_part, entitled, paid, details=None, warnings=()):
@@ -82,14 +84,22 @@ class UnitOutcome:
             amount=entitled - paid, details=details or {}, warnings=tuple(warnings),
         )
 
+    def deducting(self, recovery):
+        """The same outcome with the unit's 违规扣款 taken off its year-end amount (SPEC §9).
+
+        Schemes compute without it: a deduction is no policy figure, so a simulation deducts the
+        base run's stored amount exactly as the run did."""
+        recovery = q2(recovery or ZERO)
+        return dataclasses.replace(self, recovery=recovery, amount=self.entitled - self.paid - recovery)
+
     def __post_init__(self):
         # The identities every statement relies on; a scheme that breaks one is a bug, not data.
         if self.surplus != self.quota - self.actual:
             raise ValueError(f"{self.unit_code}: S ≠ Q − A")
         if self.unit_part + self.fund_part != self.surplus:
             raise ValueError(f"{self.unit_code}: unit part + fund part ≠ S")
-        if self.amount != self.entitled - self.paid:
-            raise ValueError(f"{self.unit_code}: amount ≠ E − paid")
+        if self.amount != self.entitled - self.paid - self.recovery:
+            raise ValueError(f"{self.unit_code}: amount ≠ E − paid − recovery")
 
 
 class SchemeRule(ABC):
@@ -137,6 +147,22 @@ class SchemeRule(ABC):
     def claims_for_unit(self, ctx: RunContext, params, unit_code: str):
         """The OutpatientClaim queryset behind a unit's A (for drill-down), or None when not applicable."""
         return None
+
+    def recovered_claims(self, ctx: RunContext, params, unit_codes, claim_ids) -> dict[int, str]:
+        """claim id → the unit (one of `unit_codes`) whose A contains the claim, for the claims given
+        (SPEC §9 违规扣款). By default through `claims_for_unit`, one small query per unit."""
+        found = {}
+        for code in unit_codes:
+            claims = self.claims_for_unit(ctx, params, code)
+            if claims is None:
+                continue
+            for pk in claims.filter(pk__in=list(claim_ids)).values_list("pk", flat=True):
+                found.setdefault(pk, code)
+        return found
+
+    def recovered_cases(self, ctx: RunContext, params, unit_codes, case_ids) -> dict[int, str]:
+        """case id → the unit (one of `unit_codes`) the case was assigned to; none outside the inpatient schemes."""
+        return {}
 
     def approval_blockers(self, ctx: RunContext) -> list[str]:
         """Chinese reasons why the run can't be approved yet (e.g. requests still 待审核); empty = none."""

@@ -11,6 +11,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from alliances.formatting import figure, money
+from settlement.audit import recovery
 from settlement.models import Scheme
 
 from .base import get_rule, registered_schemes
@@ -45,8 +46,9 @@ MONEY_KEYS = {
 FIGURES = [
     ("quota", "预算额度（Q）"), ("actual", "实际支出（A）"), ("surplus", "结余超支（S = Q − A）"),
     ("unit_part", "单位分担留用"), ("fund_part", "基金分担留用（S − 单位分担留用）"), ("entitled", "应得金额（E）"),
-    ("paid", "已拨付"), ("amount", "年终清算金额（E − 已拨付）"),
+    ("paid", "已拨付"), ("recovery", "违规扣款"), ("amount", "年终清算金额（E − 已拨付 − 违规扣款）"),
 ]
+RECOVERY_NOTE = "计算时已确认违规的疑点涉及金额合计，明细见“违规扣款明细”"
 FIGURE_LABELS = dict(FIGURES)
 ROUNDING = "尾差（合计后一次四舍五入）"
 
@@ -212,8 +214,8 @@ def figure_rows(result):
     rows = []
     for name, label in FIGURES:
         value = getattr(result, name)
-        row = {"name": name, "label": label, "value": money(value), "note": rule.figure_notes.get(name, ""),
-               "parts": []}
+        note = RECOVERY_NOTE if name == "recovery" and value else rule.figure_notes.get(name, "")
+        row = {"name": name, "label": label, "value": money(value), "note": note, "parts": []}
         if name in rule.figure_parts:
             parts, note = rule.figure_parts[name]
             amounts = []
@@ -240,6 +242,50 @@ def _part(details, part, labels):
     if part not in details:
         return None, None
     return _decimal(details[part]), labels.get(part, part)
+
+
+# --- 违规扣款 (SPEC §9) ----------------------------------------------------------------------
+
+FINDING_HEADERS = ["规则编码", "规则名称", "机构编码", "单据号", "疑点对象"]
+
+
+def _finding_cells(finding, amount):
+    texts = [finding.rule, finding.rule_name, finding.institution.code if finding.institution_id else "—",
+             finding.document_serial or "—", finding.subject]
+    return [{"text": t, "money": False} for t in texts] + [{"text": money(amount), "money": True}]
+
+
+def recovery_rows(result):
+    """The 违规扣款明细 of a unit as a detail table: the findings deducted, their 合计 and the figure.
+
+    Empty when nothing was deducted; the amounts are the ones the run stored, whatever happened to the
+    findings since."""
+    items = list(recovery.deducted_items(result))
+    if not items:
+        return []
+    footer = [("合计（各行之和）", recovery.total(items)), (FIGURE_LABELS["recovery"], result.recovery)]
+    table = {
+        "headers": FINDING_HEADERS + ["扣款金额（元）"],
+        "rows": [_finding_cells(item.finding, item.amount) for item in items],
+        "footer": [{"label": label, "before": len(FINDING_HEADERS), "amount": money(amount), "after": 0}
+                   for label, amount in footer],
+    }
+    return [{"label": "违规扣款明细", "table": table}]
+
+
+def pending_recovery(result):
+    """Findings confirmed after the run took its deductions: shown, never added to the figures."""
+    findings = list(recovery.pending(result))
+    if not findings:
+        return None
+    return {
+        "headers": FINDING_HEADERS + ["涉及金额（元）"],
+        "rows": [_finding_cells(f, f.amount) for f in findings],
+        "total": money(sum((f.amount for f in findings), Decimal("0.00"))),
+        "count": len(findings),
+        # an approved run never changes: the next version takes them; a draft takes them when recomputed
+        "when": "下一版本" if result.run.is_read_only else "重新计算后",
+    }
 
 
 # --- warnings --------------------------------------------------------------------------------

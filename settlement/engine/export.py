@@ -19,6 +19,7 @@ COLUMNS = [
     ("基金分担留用", "fund_part"),
     ("应得金额", "entitled"),
     ("已拨付", "paid"),
+    ("违规扣款", "recovery"),
     ("年终清算金额", "amount"),
 ]
 TEXT_FIELDS = {"unit_code", "unit_name"}

@@ -222,6 +222,9 @@ class RunUnit(models.Model):
     unit_name = models.CharField("单位名称", max_length=200, blank=True)
     inputs = DocumentField("输入数据", default=dict)
     paid = signed_money("已拨付（拨付记录）", default=0)
+    # Taken at gather time with its findings (settlement.audit.RecoveryItem), so that a resumed or
+    # redelivered unit deducts exactly what the computation started with.
+    recovery = signed_money("违规扣款", default=0)
     done = models.BooleanField("已完成", default=False)
     computation = models.PositiveIntegerField("计算轮次", default=0)
 
@@ -247,6 +250,7 @@ class UnitResult(UnitScoped, Guarded, models.Model):
     fund_part = signed_money("基金分担留用")
     entitled = signed_money("应得金额")
     paid = signed_money("已拨付")
+    recovery = signed_money("违规扣款", default=0)
     amount = signed_money("年终清算金额")
     details = models.JSONField("计算明细", default=dict, blank=True)
     warnings = models.JSONField("提示", default=list, blank=True)

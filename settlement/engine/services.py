@@ -27,6 +27,7 @@ from alliances.models import Region
 from alliances.scope import Role, restrict, scope_for
 from settlement import jobs
 from settlement.approval import Refused, enter_lock, require_four_eyes
+from settlement.audit import recovery
 from settlement.models import ApprovalStatus, Job, JobKind, JobStatus, Payment, PaymentSource, Scheme
 
 from . import codec
@@ -210,14 +211,17 @@ def _gather_and_store(run, computation, sync):
     run_id = run.pk
     rule = get_rule(run.scheme)
     try:
-        inputs = rule.gather(_context(run), _params(run))
+        ctx, params = _context(run), _params(run)
+        inputs = rule.gather(ctx, params)
+        # The confirmed findings each unit's A paid (SPEC §9), taken now with the inputs.
+        taken = recovery.deductions(rule, ctx, params, list(inputs))
         paid = dict(
             Payment.objects.filter(scheme=run.scheme, year=run.year, unit_code__in=list(inputs))
             .values_list("unit_code").annotate(total=Sum("amount")).values_list("unit_code", "total")
         )
         encoded = [
             {"unit_code": code, "unit_name": str(getattr(item, "unit_name", ""))[:200], "inputs": codec.encode(item),
-             "paid": str(q2(paid.get(code) or 0))}
+             "paid": str(q2(paid.get(code) or 0)), "recovery": str(recovery.total(taken.get(code, ())))}
             for code, item in inputs.items()
         ]
     except Exception as exc:  # any input problem fails the run with its reason, nothing half-landed
@@ -233,6 +237,8 @@ def _gather_and_store(run, computation, sync):
         RunUnit.objects.filter(run=run).delete()
         _delete_results(run)
         _insert_units(run, encoded, computation)
+        if taken:
+            recovery.store(list(RunUnit.objects.filter(run=run).only("id", "unit_code")), taken)
         # In the same transaction as the inputs: from here on a resume may reuse them.
         SettlementRun.objects.filter(pk=run_id).update(
             units_total=len(encoded), units_done=0, gathered_computation=computation,
@@ -251,9 +257,10 @@ def _insert_units(run, encoded, computation):
     """The gathered inputs as `RunUnit` rows, in one statement of one JSON document (as `_upsert_results`)."""
     with connection.cursor() as cursor:
         cursor.execute(f"""
-            INSERT INTO {RunUnit._meta.db_table} (run_id, unit_code, unit_name, inputs, paid, done, computation)
-            SELECT %(run)s, unit_code, unit_name, inputs, paid, false, %(computation)s
-              FROM jsonb_to_recordset(%(rows)s::jsonb) AS g(unit_code text, unit_name text, inputs jsonb, paid numeric)
+            INSERT INTO {RunUnit._meta.db_table} (run_id, unit_code, unit_name, inputs, paid, recovery, done, computation)
+            SELECT %(run)s, unit_code, unit_name, inputs, paid, recovery, false, %(computation)s
+              FROM jsonb_to_recordset(%(rows)s::jsonb)
+                AS g(unit_code text, unit_name text, inputs jsonb, paid numeric, recovery numeric)
         """, {"run": run.pk, "computation": computation, "rows": json.dumps(encoded, ensure_ascii=False)})
 
 
@@ -300,7 +307,7 @@ def compute_unit(run_id, unit_code, computation=None):
 
 # A unit's stored inputs as plain values: a batch reads hundreds of them, and model instances cost more
 # than the computation.
-_StoredUnit = collections.namedtuple("_StoredUnit", "pk unit_code unit_name inputs paid computation")
+_StoredUnit = collections.namedtuple("_StoredUnit", "pk unit_code unit_name inputs paid recovery computation")
 
 
 def compute_units(run_id, unit_codes, computation=None):
@@ -332,6 +339,7 @@ def compute_units(run_id, unit_codes, computation=None):
                 outcome = rule.compute(codec.decode(unit.inputs), params, unit.paid)
                 if not isinstance(outcome, UnitOutcome):
                     raise TypeError("compute 未返回 UnitOutcome")
+                outcome = outcome.deducting(unit.recovery)
             except Exception as exc:
                 log.exception("unit %s of run %s failed", unit.unit_code, run_id)
                 fail_run(run_id, f"单位{unit.unit_name or unit.unit_code}（{unit.unit_code}）计算失败：{exc}",
@@ -361,8 +369,8 @@ class _RunNotComputing(Exception):
 # with a "-" history row each. Through the ORM a batch of 50 cost ~25 ms of per-row Python and a
 # re-run's delete one history INSERT per result (1.4 s for a family-doctor run of 910 institutions).
 # The history rows carry what simple_history would write for each row saved or deleted here.
-_RESULT_FIELDS = ("unit_name", "quota", "actual", "surplus", "unit_part", "fund_part", "entitled", "paid", "amount",
-                  "details", "warnings")
+_RESULT_FIELDS = ("unit_name", "quota", "actual", "surplus", "unit_part", "fund_part", "entitled", "paid", "recovery",
+                  "amount", "details", "warnings")
 _RESULT_COLUMNS = ", ".join(("run_id", "unit_code") + _RESULT_FIELDS + ("computed_at",))
 
 

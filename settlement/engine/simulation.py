@@ -223,6 +223,8 @@ def _compute_all(simulation):
     ctx = RunContext(scheme=run.scheme, year=run.year, region_code=run.region_code)
     stored = RunUnit.objects.filter(run=run, computation=simulation.base_computation).order_by("unit_code")
     paid = dict(stored.values_list("unit_code", "paid"))
+    # 违规扣款 is no policy figure: each unit deducts what the base run deducted (SPEC §9, §11).
+    recovery = dict(stored.values_list("unit_code", "recovery"))
     if simulation.regathered:
         inputs = rule.simulation_gather(ctx, params, factors)
         new_codes = [code for code in inputs if code not in paid]
@@ -246,6 +248,7 @@ def _compute_all(simulation):
         outcome = rule.compute(item, params, paid.get(code, Decimal("0.00")))
         if not isinstance(outcome, UnitOutcome):
             raise TypeError("compute 未返回 UnitOutcome")
+        outcome = outcome.deducting(recovery.get(code))
         outcomes.append(outcome)
         if index % PROGRESS_EVERY == 0:
             _progress(simulation, index)

@@ -90,6 +90,10 @@ def test_expired_reopens_and_decided_stays_decided(county, make_user):
     run_audit(2025, ["DUP01"])
     finding.refresh_from_db()
     assert finding.status == FindingStatus.OPEN and Finding.objects.count() == 1
+    # the reopening is a step of its own, like the expiry
+    assert list(finding.steps.values_list("from_status", "to_status", "user")) == [
+        ("待核查", "已失效", None), ("已失效", "待核查", None)]
+    assert finding.steps.last().reason == "重新审核时规则再次产生该疑点"
 
     decide([finding.pk], make_user("city"), False, "经核查为两次独立就诊")
     dup.total_cost, dup.fund_paid = Decimal("121.00"), Decimal("101.00")

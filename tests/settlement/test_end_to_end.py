@@ -45,7 +45,7 @@ P1 = build_resident_id("330502", datetime.date(1970, 5, 17), 11, "M")
 P2 = build_resident_id("330502", datetime.date(1950, 3, 1), 12, "F")
 P3 = build_resident_id("330502", datetime.date(1980, 8, 8), 13, "M")
 HEADERS = ["单位编码", "单位名称", "预算额度", "实际支出", "结余超支", "单位分担留用", "基金分担留用", "应得金额",
-           "已拨付", "年终清算金额"]
+           "已拨付", "违规扣款", "年终清算金额"]
 
 FILES = [  # (resource, format, headers, rows) in the load order of SPEC §4
     ("regions", "xlsx", ["区划代码", "名称", "上级区划代码"], [
@@ -128,7 +128,7 @@ def import_all(tmp_path):
 
 
 def figures(row):
-    return [D(str(value)) for value in row[2:10]]
+    return [D(str(value)) for value in row[2:11]]
 
 
 @pytest.mark.worker
@@ -154,15 +154,15 @@ def test_spreadsheets_to_statement_through_the_worker(celery_worker_process, tmp
     call_command("export_settlement", "--year", str(YEAR), "--scheme", "capitation", "--output", str(xlsx),
                  stdout=StringIO())
     rows = [[cell.value for cell in row] for row in load_workbook(xlsx).active.iter_rows()]
-    assert rows[0][:10] == HEADERS
+    assert rows[0][:11] == HEADERS
     by_code = {row[0]: row for row in rows[1:]}
     assert sorted(by_code) == ["YGT-A", "YGT-B"]
     assert by_code["YGT-A"][1] == "吴兴区人民医院医共体"
-    #                                  Q          A         S          unit       fund      E          paid      year-end
+    #                                  Q          A         S          unit       fund      E          paid  违规扣款 year-end
     assert figures(by_code["YGT-A"]) == [D("1650.00"), D("500.00"), D("1150.00"), D("1035.00"), D("115.00"),
-                                         D("1535.00"), D("600.00"), D("935.00")]
+                                         D("1535.00"), D("600.00"), D("0.00"), D("935.00")]
     assert figures(by_code["YGT-B"]) == [D("1800.00"), D("2300.00"), D("-500.00"), D("-425.00"), D("-75.00"),
-                                         D("1875.00"), D("2300.00"), D("-425.00")]
+                                         D("1875.00"), D("2300.00"), D("0.00"), D("-425.00")]
 
     # csv: the same figures as plain numbers with exactly two decimals; a refund is negative.
     csv_path = tmp_path / "capitation-2025.csv"
@@ -170,9 +170,9 @@ def test_spreadsheets_to_statement_through_the_worker(celery_worker_process, tmp
                  stdout=StringIO())
     with open(csv_path, encoding="utf-8-sig", newline="") as stream:
         csv_rows = list(csv.reader(stream))
-    assert csv_rows[0][:10] == HEADERS
+    assert csv_rows[0][:11] == HEADERS
     csv_by_code = {row[0]: row for row in csv_rows[1:]}
-    assert csv_by_code["YGT-A"][2:10] == ["1650.00", "500.00", "1150.00", "1035.00", "115.00", "1535.00",
-                                          "600.00", "935.00"]
-    assert csv_by_code["YGT-B"][2:10] == ["1800.00", "2300.00", "-500.00", "-425.00", "-75.00", "1875.00",
-                                          "2300.00", "-425.00"]
+    assert csv_by_code["YGT-A"][2:11] == ["1650.00", "500.00", "1150.00", "1035.00", "115.00", "1535.00",
+                                          "600.00", "0.00", "935.00"]
+    assert csv_by_code["YGT-B"][2:11] == ["1800.00", "2300.00", "-500.00", "-425.00", "-75.00", "1875.00",
+                                          "2300.00", "0.00", "-425.00"]

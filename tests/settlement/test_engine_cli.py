@@ -15,7 +15,7 @@ from tests.settlement.engine_data import policy
 from tests.settlement.test_engine_runs import build_two_alliances
 
 ROOT = Path(__file__).resolve().parents[2]
-HEADERS = ["单位编码", "单位名称", "预算额度", "实际支出", "结余超支", "单位分担留用", "基金分担留用", "应得金额", "已拨付", "年终清算金额"]
+HEADERS = ["单位编码", "单位名称", "预算额度", "实际支出", "结余超支", "单位分担留用", "基金分担留用", "应得金额", "已拨付", "违规扣款", "年终清算金额"]
 
 
 def manage(*args):
@@ -75,16 +75,16 @@ def test_settle_then_export_csv_and_xlsx(tmp_path, capsys):
         rows = list(csv.reader(stream))
     assert rows[0] == HEADERS
     # hand-worked in test_engine_runs.build_two_alliances
-    assert rows[1][0] == "YGT-A" and rows[1][2:] == ["1800.00", "800.00", "1000.00", "850.00", "150.00", "1650.00", "800.00", "850.00"]
+    assert rows[1][0] == "YGT-A" and rows[1][2:] == ["1800.00", "800.00", "1000.00", "850.00", "150.00", "1650.00", "800.00", "0.00", "850.00"]
     assert rows[2][1] == "'=HYPERLINK(\"x\")"
-    assert rows[2][2:] == ["2400.00", "2900.00", "-500.00", "-425.00", "-75.00", "2475.00", "2900.00", "-425.00"]
+    assert rows[2][2:] == ["2400.00", "2900.00", "-500.00", "-425.00", "-75.00", "2475.00", "2900.00", "0.00", "-425.00"]
 
     out_xlsx = tmp_path / "o.xlsx"
     call_command("export_settlement", "--year", "2025", "--scheme", "capitation", "--output", str(out_xlsx))
     sheet = load_workbook(out_xlsx).active
     values = [[cell.value for cell in row] for row in sheet.iter_rows()]
     assert values[0] == HEADERS
-    assert values[1][0] == "YGT-A" and Decimal(str(values[1][9])) == Decimal("850.00")
+    assert values[1][0] == "YGT-A" and Decimal(str(values[1][10])) == Decimal("850.00")
     assert Decimal(str(values[2][5])) == Decimal("-425.00")
     assert sheet.cell(row=2, column=3).number_format == "0.00"
 

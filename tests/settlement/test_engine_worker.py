@@ -39,15 +39,15 @@ def test_capitation_settles_in_a_real_worker_and_exports(celery_worker_process, 
     out = tmp_path / "capitation-2025.xlsx"
     call_command("export_settlement", "--year", "2025", "--scheme", "capitation", "--output", str(out))
     rows = [[cell.value for cell in row] for row in load_workbook(out).active.iter_rows()]
-    assert rows[0][:10] == ["单位编码", "单位名称", "预算额度", "实际支出", "结余超支", "单位分担留用", "基金分担留用",
-                            "应得金额", "已拨付", "年终清算金额"]
-    by_code = {row[0]: [D(str(v)) for v in row[2:10]] for row in rows[1:]}
+    assert rows[0][:11] == ["单位编码", "单位名称", "预算额度", "实际支出", "结余超支", "单位分担留用", "基金分担留用",
+                            "应得金额", "已拨付", "违规扣款", "年终清算金额"]
+    by_code = {row[0]: [D(str(v)) for v in row[2:11]] for row in rows[1:]}
     # A: Q 1,800.00, A 800.00, S 1,000.00, 85% = 850.00, fund 150.00, E 1,650.00, paid 800.00 → +850.00
     assert by_code["YGT-A"] == [D("1800.00"), D("800.00"), D("1000.00"), D("850.00"), D("150.00"),
-                                D("1650.00"), D("800.00"), D("850.00")]
+                                D("1650.00"), D("800.00"), D("0.00"), D("850.00")]
     # B: Q 2,400.00, A 2,900.00, S −500.00, 80% = −400.00, fund −100.00, E 2,500.00, paid 2,900.00 → −400.00
     assert by_code["YGT-B"] == [D("2400.00"), D("2900.00"), D("-500.00"), D("-400.00"), D("-100.00"),
-                                D("2500.00"), D("2900.00"), D("-400.00")]
+                                D("2500.00"), D("2900.00"), D("0.00"), D("-400.00")]
 
 
 @pytest.mark.worker

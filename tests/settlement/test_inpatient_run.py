@@ -91,9 +91,9 @@ def test_drg_settles_in_a_real_worker_and_exports(celery_worker_process, tmp_pat
     out = tmp_path / "drg-2025.xlsx"
     call_command("export_settlement", "--year", "2025", "--scheme", "drg", "--output", str(out))
     rows = [[cell.value for cell in row] for row in load_workbook(out).active.iter_rows()]
-    assert rows[0][:10] == ["单位编码", "单位名称", "预算额度", "实际支出", "结余超支", "单位分担留用", "基金分担留用",
-                            "应得金额", "已拨付", "年终清算金额"]
-    by_code = {row[0]: {header: D(str(v)) for header, v in zip(rows[0][2:10], row[2:10])} for row in rows[1:]}
+    assert rows[0][:11] == ["单位编码", "单位名称", "预算额度", "实际支出", "结余超支", "单位分担留用", "基金分担留用",
+                            "应得金额", "已拨付", "违规扣款", "年终清算金额"]
+    by_code = {row[0]: {header: D(str(v)) for header, v in zip(rows[0][2:11], row[2:11])} for row in rows[1:]}
     assert set(by_code) == {a.code, b.code, p.code}
 
     # High pool: points 382.8 + 305 = 687.8; PV = (100,000 + 4,800 + 7,500) / 687.8 = 163.274207618… → 163.274208

@@ -390,10 +390,10 @@ def test_readme_year_end_runs_from_an_empty_database(tmp_path, monkeypatch):
     export = commands[names.index("export_settlement")]
     output = Path(export[export.index("--output") + 1])
     rows = [[cell.value for cell in row] for row in load_workbook(output).active.iter_rows()]
-    assert rows[0][:10] == HEADERS
+    assert rows[0][:11] == HEADERS
     by_code = {row[0]: row for row in rows[1:]}
-    #                                  Q          A         S          unit       fund      E          paid      year-end
+    #                                  Q          A         S          unit       fund      E          paid  违规扣款 year-end
     assert figures(by_code["YGT-A"]) == [D("1650.00"), D("500.00"), D("1150.00"), D("1035.00"), D("115.00"),
-                                         D("1535.00"), D("600.00"), D("935.00")]
+                                         D("1535.00"), D("600.00"), D("0.00"), D("935.00")]
     assert figures(by_code["YGT-B"]) == [D("1800.00"), D("2300.00"), D("-500.00"), D("-425.00"), D("-75.00"),
-                                         D("1875.00"), D("2300.00"), D("-425.00")]
+                                         D("1875.00"), D("2300.00"), D("0.00"), D("-425.00")]

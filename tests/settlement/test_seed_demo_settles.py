@@ -36,6 +36,7 @@ def settled(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock(), transaction.atomic():
         call_command("seed_demo", "--size", "small", stdout=StringIO())
+        confirm_planted_findings()
         runs = {}
         for scheme in SCHEMES:
             out = StringIO()
@@ -43,6 +44,20 @@ def settled(django_db_setup, django_db_blocker):
             runs[scheme] = (SettlementRun.objects.get(scheme=scheme, year=YEAR, region=None), out.getvalue())
         yield runs
         transaction.set_rollback(True)
+
+
+def confirm_planted_findings():
+    """Audit the demo year and confirm every finding on one claim or case, so that statements carry
+    违规扣款 lines (SPEC §9) for the walk below to add up."""
+    from django.contrib.auth import get_user_model
+
+    from settlement.audit.models import Finding
+    from settlement.audit.services import decide, run_audit
+
+    run_audit(YEAR)
+    ids = list(Finding.objects.filter(year=YEAR, rule__in=["DUP01", "SPL01", "LOW01", "BEN01"])
+               .values_list("pk", flat=True))
+    decide(ids, get_user_model().objects.get(username="demo"), True, "演示：核实属实")
 
 
 def results(run):
@@ -80,10 +95,10 @@ def test_scheme_computes_with_consistent_figures(settled, django_db_blocker, sch
         paid = paid_by_unit(scheme)
     assert units and run.units_total == run.units_done == len(units)
     for r in units:
-        # Every scheme: S = Q − A, the parts add up to S, year-end = E − 已拨付 (SPEC §5, §6).
+        # Every scheme: S = Q − A, the parts add up to S, year-end = E − 已拨付 − 违规扣款 (SPEC §5, §6, §9).
         assert r.surplus == r.quota - r.actual, r.unit_code
         assert r.unit_part + r.fund_part == r.surplus, r.unit_code
-        assert r.amount == r.entitled - r.paid, r.unit_code
+        assert r.amount == r.entitled - r.paid - r.recovery, r.unit_code
         extra = r.actual if scheme == "capitation" else D("0")  # capitation pays claims as they occur
         assert r.paid == (paid.get(r.unit_code) or D("0")) + extra, r.unit_code
     assert sum(r.unit_part for r in units) + sum(r.fund_part for r in units) == sum(r.surplus for r in units)
@@ -188,8 +203,9 @@ class _Statement(HTMLParser):
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         classes = (attrs.get("class") or "").split()
-        if tag == "table" and "detail-table" in classes:
-            self.tables.append({"rows": [], "footer": []})
+        if tag == "table":
+            # any other table (the DRG case list below a unit's details) ends the detail table before it
+            self.tables.append({"rows": [], "footer": []} if "detail-table" in classes else None)
         elif tag in ("tbody", "tfoot", "thead"):
             self._section = tag
         elif tag == "tr":
@@ -214,9 +230,9 @@ class _Statement(HTMLParser):
                 self.figures[row["figure"]] = amounts[0]
             elif row["part_of"]:
                 self.parts.setdefault(row["part_of"], []).append((row["cells"][0]["text"].strip(), amounts[0]))
-            elif self.tables and self._section == "tbody":
+            elif self.tables and self.tables[-1] is not None and self._section == "tbody":
                 self.tables[-1]["rows"].append([c for c in row["cells"]])
-            elif self.tables and self._section == "tfoot":
+            elif self.tables and self.tables[-1] is not None and self._section == "tfoot":
                 # the column the amount stands in: the columns spanned before it
                 self.tables[-1].setdefault("column", row["cells"][0]["span"])
                 self.tables[-1]["footer"].append((row["cells"][0]["text"].strip(), amounts[0]))
@@ -241,7 +257,7 @@ def test_every_figure_of_every_statement_adds_up_from_its_rows(settled, django_d
     run, _ = settled[scheme]
     with django_db_blocker.unblock():
         client.force_login(get_user_model().objects.get(username="demo"))
-        checked = 0
+        checked = recovered = 0
         for result in results(run):
             for url in (reverse("admin:settlement_unitresult_statement", args=[result.pk]),
                         reverse("admin:settlement_unitresult_change", args=[result.pk])):
@@ -249,18 +265,23 @@ def test_every_figure_of_every_statement_adds_up_from_its_rows(settled, django_d
                 page.feed(client.get(url).content.decode())
                 shown = page.figures
                 stored = {name: getattr(result, name) for name in
-                          ("quota", "actual", "surplus", "unit_part", "fund_part", "entitled", "paid", "amount")}
+                          ("quota", "actual", "surplus", "unit_part", "fund_part", "entitled", "paid", "recovery",
+                           "amount")}
                 assert shown == stored, url
                 # the identities of the statement's own lines
                 assert shown["surplus"] == shown["quota"] - shown["actual"]
                 assert shown["unit_part"] + shown["fund_part"] == shown["surplus"]
-                assert shown["amount"] == shown["entitled"] - shown["paid"]
+                assert shown["amount"] == shown["entitled"] - shown["paid"] - shown["recovery"]
+                if result.recovery:
+                    # the 违规扣款明细 is a table whose rows add up to the figure
+                    assert any(t and t["footer"] and t["footer"][-1] == ("违规扣款", result.recovery) for t in page.tables), url
+                    recovered += 1
                 for name, parts in page.parts.items():
                     rounding = [a for label, a in parts if label.startswith("其中：尾差")]
                     assert sum((a for _l, a in parts), D("0")) == shown[name], (url, name, parts)
                     assert all(abs(a) <= D("0.01") * len(parts) for a in rounding), (url, name, parts)
                 for table in page.tables:
-                    if not table["footer"]:
+                    if not table or not table["footer"]:
                         continue
                     column = table["column"]
                     assert table["rows"][0][column]["money"], (url, "the total stands under a money column")
@@ -274,4 +295,20 @@ def test_every_figure_of_every_statement_adds_up_from_its_rows(settled, django_d
                     checked += 1
     if scheme in ("capitation", "bed_day", "disease"):
         assert checked, "the scheme's detail tables explain a figure"
+    if scheme in ("capitation", "drg"):
+        assert recovered, "the demo's confirmed findings are deducted in this scheme's statements"
+
+
+def test_each_confirmed_finding_is_deducted_once_and_exactly_its_amount(settled, django_db_blocker):
+    """Σ 违规扣款 over every scheme's units = Σ of the deducted findings' 涉及金额; no finding twice."""
+    from settlement.audit.models import Finding, RecoveryItem
+
+    with django_db_blocker.unblock():
+        runs = [run for run, _ in settled.values()]
+        items = list(RecoveryItem.objects.filter(unit__run__in=runs).values_list("finding_id", "amount"))
+        total = sum((r.recovery for run in runs for r in run.results.all()), D("0"))
+        amounts = dict(Finding.objects.filter(pk__in=[f for f, _ in items]).values_list("pk", "amount"))
+    assert items and len({f for f, _ in items}) == len(items)
+    assert all(amount == amounts[f] > 0 for f, amount in items)
+    assert total == sum(a for _, a in items)
 

@@ -1,19 +1,20 @@
 """Rules over the benefit engine (SPEC §6.8): BEN01 待遇计算不符, REL01 异地安置待遇取消 (SPEC §9).
 
-Both read the stored 应付统筹 figures (settlement/benefits/): an audit run never recomputes them, so
-the findings say what the last 测算 said. A year never computed has no figures, hence no BEN01
+Both read the stored 应付统筹 figures through settlement.benefits.selectors.differing(), whatever table
+or view holds them: an audit run never recomputes them, so the findings say what the last 测算 said. A year never computed has no figures, hence no BEN01
 findings and a REL01 amount of 0.
 """
+from django.db import connection
+
 from settlement.approval import Refused
 from settlement.audit.models import Severity
-from settlement.benefits.models import BenefitFigure, Relocation
+from settlement.benefits.models import Relocation
 from settlement.benefits.params import REVOKING_FILINGS, BenefitParams
-from settlement.benefits.selectors import TOLERANCE
+from settlement.benefits.selectors import TOLERANCE, differing
 from settlement.benefits.services import benefit_params, city_prefix
 
 from .base import TABLES, AuditRule, register
 
-_FIGURE = BenefitFigure._meta.db_table
 _RELOCATION = Relocation._meta.db_table
 
 
@@ -25,7 +26,12 @@ class BenefitMismatch(AuditRule):
     finding_on = "门诊结算记录 / 住院病例"
 
     def select(self, ctx, params):
-        # The condition of selectors.differing() and of the figures' partial index, so the index serves it.
+        # A thin SQL over selectors.differing(), the figures' own reading of "differs" (their partial
+        # index serves it): the benefit engine may store its figures as it likes behind that function.
+        figures = differing(ctx.year).values(
+            "id", "claim_id", "case_id", "institution_id", "person_id", "care_type", "serial",
+            "fund_paid", "expected", "difference",
+        )
         sql = f"""
         SELECT CASE WHEN f.claim_id IS NOT NULL THEN 'claim:' || f.claim_id ELSE 'case:' || f.case_id END,
                i.county_id, f.institution_id, f.person_id, f.claim_id, f.case_id, NULL::bigint,
@@ -34,12 +40,17 @@ class BenefitMismatch(AuditRule):
                       f.care_type, f.serial, f.fund_paid, f.expected, f.difference, %(tolerance)s, %(year)s),
                jsonb_build_object('benefit_figure_id', f.id, 'fund_paid', f.fund_paid::text,
                                   'expected', f.expected::text, 'difference', f.difference::text)
-        FROM {_FIGURE} f
+        FROM ({embedded(figures)}) f
         JOIN {TABLES["institution"]} i ON i.id = f.institution_id
-        WHERE f.year = %(year)s
-          AND (f.difference > %(tolerance)s::numeric OR f.difference < -%(tolerance)s::numeric)
         """
         return sql, ctx.named(tolerance=TOLERANCE)
+
+
+def embedded(queryset):
+    """A queryset as SQL text to nest in a rule's statement, its parameters quoted by the driver and its
+    percent signs doubled for the statement's own %(name)s placeholders."""
+    sql, values = queryset.query.sql_with_params()
+    return connection.ops.compose_sql(sql, values).replace("%", "%%")
 
 
 def out_of_city_prefix(year):
@@ -73,20 +84,23 @@ class RevokedRelocation(AuditRule):
             GROUP BY r.person_id
             HAVING count(*) >= %(filings)s
         ),
-        -- The figures carry no person index: reach them through the person's claims and cases (by
-        -- their (person, date) indexes) and the figures' one-to-one keys.
+        -- The person's out-of-city claims and cases are reached by their (person, date) indexes; what
+        -- each differs by comes from selectors.differing(), hashed once: an item not there was paid as
+        -- it should have been (within the 0.01 元 tolerance) and adds nothing.
+        figures AS MATERIALIZED ({embedded(differing(ctx.year).values("claim_id", "case_id", "difference"))}),
         items AS (
-            SELECT r.person_id, c.id AS claim_id, NULL::bigint AS case_id, c.institution_id, f.difference
+            SELECT r.person_id, c.id AS claim_id, NULL::bigint AS case_id, c.institution_id,
+                   coalesce(f.difference, 0.00) AS difference
             FROM revoked r
             JOIN {TABLES["claim"]} c ON c.person_id = r.person_id
              AND c.visit_date BETWEEN %(first_day)s::date AND %(last_day)s::date
-            JOIN {_FIGURE} f ON f.claim_id = c.id AND f.year = %(year)s
+            LEFT JOIN figures f ON f.claim_id = c.id
             UNION ALL
-            SELECT r.person_id, NULL::bigint, c.id, c.institution_id, f.difference
+            SELECT r.person_id, NULL::bigint, c.id, c.institution_id, coalesce(f.difference, 0.00)
             FROM revoked r
             JOIN {TABLES["case"]} c ON c.person_id = r.person_id
              AND c.discharge_date BETWEEN %(first_day)s::date AND %(last_day)s::date
-            JOIN {_FIGURE} f ON f.case_id = c.id AND f.year = %(year)s
+            LEFT JOIN figures f ON f.case_id = c.id
         ),
         away AS (
             SELECT f.person_id, count(*) AS n, sum(f.difference) AS amount,

@@ -15,7 +15,7 @@ from decimal import Decimal
 from settlement.models import BedDayCategory, Scheme
 
 from ..base import RunContext, SchemeRule, UnitOutcome, q2, register
-from .inpatient_common import BED_DAY, REGIONS_SQL, classified_cases_sql, SchemeInputError, fetch_dicts, region_filter_sql
+from .inpatient_common import BED_DAY, REGIONS_SQL, InpatientRecovery, classified_cases_sql, SchemeInputError, fetch_dicts, region_filter_sql
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +185,7 @@ def bed_day_monitoring(ctx: RunContext, params: BedDayParams) -> list[BedDayMoni
 
 
 @register
-class BedDayRule(SchemeRule):
+class BedDayRule(InpatientRecovery, SchemeRule):
     scheme = Scheme.BED_DAY.value
     params_class = BedDayParams
     detail_labels = {

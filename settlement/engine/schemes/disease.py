@@ -26,7 +26,7 @@ from typing import Collection
 from settlement.models import Scheme
 
 from ..base import RunContext, SchemeRule, UnitOutcome, q2, register
-from .inpatient_common import DISEASE, REGIONS_SQL, classified_cases_sql, fetch_dicts, region_filter_sql
+from .inpatient_common import DISEASE, REGIONS_SQL, InpatientRecovery, classified_cases_sql, fetch_dicts, region_filter_sql
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +188,7 @@ def disease_exit_counts(year: int, institution_id: int, disease_code: str, exite
 
 
 @register
-class DiseaseRule(SchemeRule):
+class DiseaseRule(InpatientRecovery, SchemeRule):
     scheme = Scheme.DISEASE.value
     params_class = DiseaseParams
     detail_labels = {"cases": "病例数", "exited_cases": "退出按病种付费病例数", "by_disease": "按病种"}

@@ -35,7 +35,7 @@ from settlement.models import Budget, Scheme
 
 from ..base import RunContext, SchemeRule, UnitOutcome, q2, q4, q6, register
 from .inpatient_common import (
-    DRG, REGIONS_SQL, SchemeInputError, classified_cases_sql, fetch_dicts, region_filter_sql, roomy,
+    DRG, REGIONS_SQL, InpatientRecovery, SchemeInputError, classified_cases_sql, fetch_dicts, region_filter_sql, roomy,
 )
 
 POOL_MODES = ("county_band", "city")
@@ -530,7 +530,7 @@ def prepayment_amount(points: Decimal, estimated_pv: Decimal, ratio: Decimal) ->
 
 
 @register
-class DrgRule(SchemeRule):
+class DrgRule(InpatientRecovery, SchemeRule):
     scheme = Scheme.DRG.value
     params_class = DrgParams
     detail_labels = {

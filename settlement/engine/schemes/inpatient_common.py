@@ -118,6 +118,21 @@ def region_filter_sql(county_code: str, parent_code: str) -> str:
     return f"(%(region_code)s::text IS NULL OR {county_code} = %(region_code)s OR {parent_code} = %(region_code)s)"
 
 
+class InpatientRecovery:
+    """Scheme mixin: a case was paid by the institution whose statement of this scheme it was assigned to
+    (SPEC §9 违规扣款); found by case id through the same classification as the gather."""
+
+    def recovered_cases(self, ctx, params, unit_codes, case_ids):
+        with connection.cursor() as cursor:
+            cursor.execute(f"""
+                SELECT k.id, i.code FROM ({classified_cases_sql(self.scheme)}) k
+                  JOIN alliances_institution i ON i.id = k.institution_id
+                 WHERE k.id = ANY(%(case_ids)s) AND i.code = ANY(%(unit_codes)s)
+            """, {"date_from": ctx.first_day, "date_to": ctx.last_day,
+                  "case_ids": list(case_ids), "unit_codes": list(unit_codes)})
+            return dict(cursor.fetchall())
+
+
 REGIONS_SQL = """
     SELECT r.id, r.code, r.name, COALESCE(p.code, r.code) AS city_code, p.code AS parent_code
       FROM alliances_region r LEFT JOIN alliances_region p ON p.id = r.parent_id

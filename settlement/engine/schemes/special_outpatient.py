@@ -474,6 +474,12 @@ class SpecialOutpatientRule(SchemeRule):
         """The claims behind A: the institution's 二类门特 claims of designated persons and diseases."""
         return _designated_claims(ctx.year).filter(institution__code=unit_code)
 
+    def recovered_claims(self, ctx: RunContext, params, unit_codes, claim_ids):
+        return dict(
+            _designated_claims(ctx.year).filter(pk__in=list(claim_ids), institution__code__in=list(unit_codes))
+            .values_list("pk", "institution__code")
+        )
+
     def prepayment(self, ctx: RunContext, params, month: int) -> dict[str, Decimal]:
         """Every month the same: Q_plan / 12 × 95%, by institution.
 

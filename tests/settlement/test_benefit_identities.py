@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal as D
 
 import pytest
 
-from settlement.benefits.models import BenefitFigure
+from settlement.benefits.selectors import derivations
 from settlement.benefits.services import compute_expected
 from tests import factories
 from tests.settlement import benefit_builders as b
@@ -39,7 +39,7 @@ def test_random_year_keeps_limits_and_the_plain_formula():
             admitted = day(rng.randint(1, 12), rng.randint(1, 20))
             b.case(person, place[level], admitted, admitted, f"{D(rng.randint(50_000, 3_000_000)) / 100:.2f}")
     compute_expected(YEAR)
-    figures = list(BenefitFigure.objects.filter(year=YEAR).select_related("rule"))
+    figures = derivations(YEAR)
     assert len(figures) > 50 and all(f.rule_id for f in figures)
 
     pots = defaultdict(list)

@@ -114,20 +114,26 @@ ORDER BY (ru.disease_prefix <> '') DESC, length(ru.disease_prefix) DESC, (ru.vis
 LIMIT 1
 """
 
-# Every (institution, 险种, 门诊类型, disease or none) with its rule and what the institution's place gives.
+# Every (level, kind) class of institution × 险种 × 门诊类型 × disease (or none) with its rule: a
+# few thousand rows, hashed once per worker.
 _RULEMAP = """
-SELECT i.id AS institution_id, i.county_id AS inst_county, NOT starts_with(ir.code, %(city)s) AS out_of_city, i.level,
-  it.insurance_type, vt.visit_type, d.id AS disease_key, ru.id AS rule_id, ru.deductible, ru.ratio AS base_ratio,
-  ru.annual_limit, (ru.ratio * 100)::int AS base_bp, COALESCE(ru.deductible > 0 OR ru.annual_limit IS NOT NULL, false) AS ordered
-FROM {inst} i JOIN {region} ir ON ir.id = i.county_id
+SELECT k.level, k.kind, it.insurance_type, vt.visit_type, d.id AS disease_key, ru.id AS rule_id, ru.deductible,
+  ru.ratio AS base_ratio, ru.annual_limit, (ru.ratio * 100)::int AS base_bp,
+  COALESCE(ru.deductible > 0 OR ru.annual_limit IS NOT NULL, false) AS ordered
+FROM (SELECT DISTINCT level, kind FROM {inst}) k
 CROSS JOIN unnest(%(insurance_types)s::varchar[]) it(insurance_type)
 CROSS JOIN unnest(%(visit_types)s::varchar[]) vt(visit_type)
 CROSS JOIN (SELECT id, code FROM {disease} UNION ALL SELECT 0, '') d
 LEFT JOIN LATERAL (""" + _RULE.format(
     rule="{rule}", year="%(year)s", insurance="it.insurance_type", care=CareType.OUTPATIENT.value,
-    level="CASE WHEN %(tcm)s AND i.kind = '中医' THEN '基层' ELSE i.level END", visit_type="vt.visit_type",
+    level="CASE WHEN %(tcm)s AND k.kind = '中医' THEN '基层' ELSE k.level END", visit_type="vt.visit_type",
     disease="d.code") + """) ru ON true
-{institutions}
+"""
+
+# Each institution's class and place: in the city or not.
+_PLACES = """
+SELECT i.id, i.level, i.kind, i.county_id AS inst_county, NOT starts_with(ir.code, %(city)s) AS out_of_city
+FROM {inst} i JOIN {region} ir ON ir.id = i.county_id
 """
 
 # The ratio's modifiers in basis points, clamped to 0–100%.
@@ -141,13 +147,15 @@ _POINTS = """
 
 _OUT_BASE = """
 SELECT c.id, c.person_id, c.institution_id, c.serial, c.visit_date AS day, c.visit_type,
-  COALESCE(c.in_scope_cost, c.total_cost) AS in_scope, c.fund_paid, m.level, m.inst_county, m.out_of_city,
+  COALESCE(c.in_scope_cost, c.total_cost) AS in_scope, c.fund_paid, i.level, i.inst_county, i.out_of_city,
   p.county_id AS person_county, m.rule_id, m.deductible, m.base_ratio, m.base_bp, m.annual_limit,
   COALESCE(f.revoked, false) AS revoked, f.relocated_to, COALESCE(f.referred_out, false) AS referred_out,
   COALESCE(f.referred_down, false) AS referred_down
-FROM {claim} c JOIN {person} p ON p.id = c.person_id
-JOIN {rulemap} m ON m.institution_id = c.institution_id AND m.insurance_type = c.insurance_type
+FROM {claim} c
+JOIN {places} i ON i.id = c.institution_id
+JOIN {rulemap} m ON m.level = i.level AND m.kind = i.kind AND m.insurance_type = c.insurance_type
   AND m.visit_type = c.visit_type AND m.disease_key = COALESCE(c.disease_id, 0)
+JOIN {person} p ON p.id = c.person_id
 LEFT JOIN {flags} f ON f.id = c.id
 WHERE c.visit_date BETWEEN %(first)s AND %(last)s {where}
 """
@@ -331,7 +339,7 @@ _DIFFERS = "WHERE e.rule_id IS NULL OR abs(e.fund_paid - e.{amount}) > %(toleran
 
 # --- statements ------------------------------------------------------------------------------
 
-PARTS = ("rulemap", "flags", "cases", "earlier")
+PARTS = ("places", "rulemap", "flags", "cases", "earlier")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -357,12 +365,9 @@ def _who(person):
 
 
 def outpatient_parts(names, person=False):
-    institutions = ""
-    if person:
-        institutions = (f"WHERE i.id IN (SELECT institution_id FROM {names['claim']} "
-                        f"WHERE person_id = %(person)s AND visit_date BETWEEN %(first)s AND %(last)s)")
     return (
-        ("rulemap", _RULEMAP.format(institutions=institutions, **names)),
+        ("places", _PLACES.format(**names)),
+        ("rulemap", _RULEMAP.format(**names)),
         ("flags", _FLAGS.format(base=_FLAG_BASE[CareType.OUTPATIENT].format(**names), who=_who(person), **names)),
     )
 

@@ -25,7 +25,7 @@ FROM settlement_benefitcomputation y
 JOIN settlement_outpatientclaim c ON c.visit_date BETWEEN make_date(y.year, 1, 1) AND make_date(y.year, 12, 31)
   AND c.id <= y.last_claim_id
 JOIN alliances_institution i ON i.id = c.institution_id
-WHERE NOT EXISTS (SELECT 1 FROM settlement_unmatchedfigure u WHERE u.claim_id = c.id)
+WHERE NOT EXISTS (SELECT 1 FROM settlement_unmatchedfigure u WHERE u.id = c.id * 2)
 UNION ALL
 SELECT c.id * 2 + 1, y.year, '住院', NULL::bigint, c.id, c.serial, c.institution_id, c.person_id, c.discharge_date,
   i.level, '', COALESCE(c.in_scope_cost, c.total_cost), c.fund_paid, NULL::numeric, NULL::numeric, '一致', y.computed_at
@@ -33,7 +33,7 @@ FROM settlement_benefitcomputation y
 JOIN settlement_inpatientcase c ON c.discharge_date BETWEEN make_date(y.year, 1, 1) AND make_date(y.year, 12, 31)
   AND c.id <= y.last_case_id
 JOIN alliances_institution i ON i.id = c.institution_id
-WHERE NOT EXISTS (SELECT 1 FROM settlement_unmatchedfigure u WHERE u.case_id = c.id)
+WHERE NOT EXISTS (SELECT 1 FROM settlement_unmatchedfigure u WHERE u.id = c.id * 2 + 1)
 """
 
 
@@ -81,8 +81,8 @@ class Migration(migrations.Migration):
                 ('outcome', models.CharField(choices=[('不一致', '不一致'), ('无适用规则', '无适用规则'), ('一致', '一致（相差不超过0.01元）')], max_length=5, verbose_name='核对结果')),
                 ('computed_at', models.DateTimeField(verbose_name='计算时间')),
                 ('id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('case', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='settlement.inpatientcase', verbose_name='住院病例')),
-                ('claim', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='settlement.outpatientclaim', verbose_name='门诊结算记录')),
+                ('case', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.CASCADE, db_index=False, related_name='+', to='settlement.inpatientcase', verbose_name='住院病例')),
+                ('claim', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.CASCADE, db_index=False, related_name='+', to='settlement.outpatientclaim', verbose_name='门诊结算记录')),
                 ('institution', models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='alliances.institution', verbose_name='机构')),
                 ('person', models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='contracts.insuredperson', verbose_name='参保人')),
             ],

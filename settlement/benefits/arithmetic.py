@@ -168,12 +168,31 @@ _RELOCATION_TEXT = """
 
 # A claim under a rule without deductible and limit: fund = in-scope × ratio, nothing else.
 _FREE = """
-SELECT {stored}
+SELECT {collect}
 FROM (SELECT b.*, (b.in_scope * 100)::bigint AS in_c, LEAST(10000, GREATEST(0, b.base_bp + x.down_bp - x.cross_bp - x.out_bp)) AS ratio_bp
       FROM (""" + _OUT_BASE + """) b
       CROSS JOIN LATERAL (SELECT """ + _POINTS.format(r="b") + """) x) e
 CROSS JOIN LATERAL (SELECT (e.in_c * e.ratio_bp + 5000) / 10000 AS amount_c) a
-WHERE e.rule_id IS NULL OR abs((e.fund_paid * 100)::bigint - a.amount_c) > %(tolerance_c)s
+"""
+
+# One row for a statement over a year's claims: how many, the newest id, and the differing ones
+# gathered by `benefit_collect` (array_append, combined by array_cat: a parallel aggregate, so each
+# worker gathers its own share and only a few rows leave the workers). Migration 0016 makes the
+# aggregate and the `benefit_claim_row` type.
+_COLLECT = """
+  count(*) AS claims, COALESCE(max(e.id), 0) AS last_id,
+  benefit_collect(ROW(e.id, e.serial, e.institution_id, e.person_id, e.day, e.level, e.visit_type, e.in_scope,
+                      e.fund_paid, {amount}, e.rule_id IS NULL)::benefit_claim_row)
+    FILTER (WHERE e.rule_id IS NULL OR abs((e.fund_paid * 100)::bigint - {amount}) > %(tolerance_c)s) AS differing
+"""
+
+# The gathered claims of a collected row (`stage`), as stored figures.
+OUT_STORED = """
+SELECT r.id * 2, %(year)s, '门诊', r.id, NULL::bigint, r.serial, r.institution_id, r.person_id, r.day, r.level,
+  r.visit_type, r.in_scope, r.fund_paid, (r.amount_c / 100.0)::numeric(16, 2),
+  r.fund_paid - (r.amount_c / 100.0)::numeric(16, 2), CASE WHEN r.unruled THEN '无适用规则' ELSE '不一致' END,
+  %(now)s::timestamptz
+FROM {stage} s CROSS JOIN LATERAL unnest(s.differing) r
 """
 
 # Deductible and limit consumed in (visit date, serial) order within the person-year and rule.
@@ -208,14 +227,6 @@ FROM (
 
 _CENTS = "(({x}) / 100.0)::numeric(16, 2)"
 
-# What is stored of an outpatient claim whose figure differs (or has no rule).
-_OUT_STORED = """
-  e.id * 2 AS id, %(year)s AS year, '门诊'::varchar AS care_type, e.id AS claim_id, NULL::bigint AS case_id, e.serial,
-  e.institution_id, e.person_id, e.day AS service_date, e.level, e.visit_type, e.in_scope, e.fund_paid,
-  """ + _CENTS.format(x="a.amount_c") + """ AS expected, e.fund_paid - """ + _CENTS.format(x="a.amount_c") + """ AS difference,
-  CASE WHEN e.rule_id IS NULL THEN '无适用规则' ELSE '不一致' END AS outcome, %(now)s::timestamptz AS computed_at
-"""
-
 # Everything the derivation of a claim shows.
 _OUT_DERIVED = """
   e.id, '门诊'::varchar AS care_type, e.id AS claim_id, NULL::bigint AS case_id, e.serial, e.institution_id, e.person_id,
@@ -230,9 +241,6 @@ _OUT_DERIVED = """
   """ + _CENTS.format(x="e.amount_c") + """ AS expected, e.fund_paid,
   e.fund_paid - """ + _CENTS.format(x="e.amount_c") + """ AS difference
 """
-
-# The running statement's stored columns read `a.amount_c`; there the amount is e's own column.
-_OUT_RUNNING_STORED = _OUT_STORED.replace("a.amount_c", "e.amount_c")
 
 # --- inpatient -------------------------------------------------------------------------------
 
@@ -379,14 +387,13 @@ def _running(names, columns, base_where, outer_where):
 
 
 def outpatient_free(names):
-    """Claims under rules without deductible and limit whose figure differs, as stored rows (no sort)."""
-    return _FREE.format(stored=_OUT_STORED, where="AND NOT m.ordered", **names)
+    """Claims under rules without deductible and limit: counted, the differing gathered (no sort)."""
+    return _FREE.format(collect=_COLLECT.format(amount="a.amount_c"), where="AND NOT m.ordered", **names)
 
 
 def outpatient_running(names):
-    """Claims under rules with a deductible or a limit whose figure differs, as stored rows."""
-    return _running(names, _OUT_RUNNING_STORED, "AND m.ordered",
-                    "WHERE e.rule_id IS NULL OR abs((e.fund_paid * 100)::bigint - e.amount_c) > %(tolerance_c)s")
+    """Claims under rules with a deductible or a limit: counted, the differing gathered."""
+    return _running(names, _COLLECT.format(amount="e.amount_c"), "AND m.ordered", "")
 
 
 def outpatient_derived(names, person=True):

@@ -232,24 +232,23 @@ def _replace(cursor, year, values, progress, out):
     cursor.execute(f"SELECT bool_or(ordered), bool_or(NOT ordered OR rule_id IS NULL) FROM {out['rulemap']}")
     any_running, any_free = cursor.fetchone()
     progress.reached(1)
-    cursor.execute(f"SELECT count(*), COALESCE(max(id), 0) FROM {names['claim']} "
-                   f"WHERE visit_date BETWEEN %(first)s AND %(last)s", values)
-    claims, last_claim = cursor.fetchone()
     # Claims meet their institution's class before the rule map: the joins in the order written.
     cursor.execute("SET LOCAL join_collapse_limit = 1")
     # CREATE TABLE AS runs in parallel workers; INSERT … SELECT would not.
-    cursor.execute(f"CREATE UNLOGGED TABLE {out['free']} AS "
-                   + (arithmetic.outpatient_free(names) if any_free else f"{arithmetic.outpatient_free(names)} LIMIT 0"),
-                   values)
-    progress.reached(2, f"{claims}笔门诊")
-    cursor.execute(f"CREATE UNLOGGED TABLE {out['running']} AS "
-                   + (arithmetic.outpatient_running(names) if any_running else f"SELECT * FROM {out['free']} LIMIT 0"),
-                   values)
+    claims = last_claim = 0
+    for stage, (present, sql) in enumerate(((any_free, arithmetic.outpatient_free(names)),
+                                            (any_running, arithmetic.outpatient_running(names))), start=2):
+        table = out["free" if stage == 2 else "running"]
+        cursor.execute(f"CREATE UNLOGGED TABLE {table} AS {sql}" + ("" if present else " LIMIT 0"), values)
+        cursor.execute(f"SELECT claims, last_id FROM {table}")
+        for n, last in cursor.fetchall():
+            claims, last_claim = claims + n, max(last_claim, last)
+        progress.reached(stage, f"累计{claims}笔门诊")
     cursor.execute("RESET join_collapse_limit")
-    progress.reached(3)
     cursor.execute(f"DELETE FROM {names['unmatched']} WHERE year = %s", [year])
-    cursor.execute(f"INSERT INTO {names['unmatched']} {_STORED_COLUMNS} "
-                   f"SELECT * FROM {out['free']} UNION ALL SELECT * FROM {out['running']}")
+    for table in (out["free"], out["running"]):
+        cursor.execute(f"INSERT INTO {names['unmatched']} {_STORED_COLUMNS} "
+                       + arithmetic.OUT_STORED.format(stage=table), values)
     for table in out.values():
         cursor.execute(f"DROP TABLE {table}")
     cases, last_case = _compute_cases(cursor, values)

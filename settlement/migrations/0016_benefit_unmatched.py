@@ -36,6 +36,19 @@ JOIN alliances_institution i ON i.id = c.institution_id
 WHERE NOT EXISTS (SELECT 1 FROM settlement_unmatchedfigure u WHERE u.id = c.id * 2 + 1)
 """
 
+# The computation gathers a year's differing claims inside its parallel scan (settlement/benefits/
+# arithmetic.py): each worker appends its own, the leader concatenates the workers' arrays.
+COLLECT = """
+CREATE TYPE benefit_claim_row AS (
+  id bigint, serial varchar, institution_id bigint, person_id bigint, day date, level varchar, visit_type varchar,
+  in_scope numeric, fund_paid numeric, amount_c bigint, unruled boolean
+);
+CREATE AGGREGATE benefit_collect(anycompatible) (
+  SFUNC = array_append, STYPE = anycompatiblearray, COMBINEFUNC = array_cat, PARALLEL = SAFE
+);
+"""
+UNCOLLECT = "DROP AGGREGATE IF EXISTS benefit_collect(anycompatible); DROP TYPE IF EXISTS benefit_claim_row;"
+
 
 class Migration(migrations.Migration):
 
@@ -122,4 +135,5 @@ class Migration(migrations.Migration):
             bases=(alliances.scope.ScopedModel, models.Model),
         ),
         migrations.RunSQL(VIEW, 'DROP VIEW IF EXISTS settlement_benefitfigure'),
+        migrations.RunSQL(COLLECT, UNCOLLECT),
     ]

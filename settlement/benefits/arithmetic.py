@@ -307,16 +307,21 @@ FROM (
       FROM (
         SELECT b.*, j.case_id AS joined_case_id, j.charged AS joined_deductible,
           LEAST(b.in_scope, GREATEST(0, b.deductible - COALESCE(j.charged, 0))) AS ded_used
-        FROM {cases} b LEFT JOIN LATERAL (
-          SELECT a.id AS case_id, a.own_charged AS charged
-          FROM {ref} r JOIN (
+        FROM {cases} b LEFT JOIN (
+          -- per stay the latest earlier stay at the sender of a referral it follows: hash joins over the
+          -- few stays a referral reaches, not a lookup for every stay of the year
+          SELECT DISTINCT ON (b.id) b.id, a.id AS case_id, a.own_charged AS charged
+          FROM {cases} b
+          JOIN {ref} r ON r.person_id = b.person_id AND r.to_institution_id = b.institution_id
+            AND b.day BETWEEN r.referred_on AND r.referred_on + %(window)s
+          JOIN (
             SELECT id, person_id, institution_id, discharge_date, own_charged FROM {cases} WHERE rule_id IS NOT NULL
             UNION ALL
             SELECT id, person_id, institution_id, discharge_date, own_charged FROM {earlier}
-          ) a ON a.person_id = r.person_id AND a.institution_id = r.from_institution_id AND a.discharge_date <= r.referred_on
-          WHERE r.person_id = b.person_id AND r.to_institution_id = b.institution_id
-            AND b.day BETWEEN r.referred_on AND r.referred_on + %(window)s AND a.id <> b.id
-          ORDER BY a.discharge_date DESC, r.referred_on DESC, a.id DESC LIMIT 1) j ON true
+          ) a ON a.person_id = r.person_id AND a.institution_id = r.from_institution_id
+            AND a.discharge_date <= r.referred_on AND a.id <> b.id
+          ORDER BY b.id, a.discharge_date DESC, r.referred_on DESC, a.id DESC
+        ) j ON j.id = b.id
       ) c
     ) f
     WINDOW w AS (PARTITION BY f.person_id, f.insurance_type, (f.rule_id IS NULL)

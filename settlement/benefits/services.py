@@ -1,15 +1,20 @@
 """The benefit engine's writes (SPEC §6.8): approving a benefit table, and computing 应付统筹.
 
-`compute_expected(year)` replaces the year's `BenefitFigure` rows with one per outpatient claim
-(by visit date) and inpatient case (by discharge date) of the year, in two set-based statements:
+`compute_expected(year)` figures every outpatient claim (by visit date) and inpatient case (by
+discharge date) of the year with the arithmetic of `arithmetic.py`, and replaces the year's stored
+figures with the ones that differ from 统筹支付 by more than 0.01 元 or have no rule
+(`UnmatchedFigure`, a few percent of a year); every other claim and case is 一致 in the
+`BenefitFigure` view, and any one's derivation is re-derived on its page, one person-year by index.
 
-* outpatient: the deductible and the 年度限额 of a person-year under one rule row are consumed in
-  (visit date, serial) order with running sums — consumed by claim i = min(D, Σ≤i) − min(D, Σ<i),
-  the same identity for the limit over the claims' fund before the limit;
-* inpatient: the deductible is per stay, less what the stay it is joined to by a referral charged;
-  the limit is per person-year in (discharge date, serial) order, by the same running sums.
+* outpatient: one parallel statement per kind of rule — without deductible and limit a claim's figure
+  is its own (no sort); with them the running sums in (visit date, serial) order — counting the
+  claims and gathering the differing ones inside the workers;
+* inpatient: the deductible per stay less what a stay joined by a referral charged (also one of an
+  earlier year), the limit per person-year in discharge order.
 
-The same function is behind the admin action, the Celery task and the demo (one code path).
+All of it in one transaction (readers see the previous figures until it commits); the job's stage is
+committed beside it on a connection of its own. The same function is behind the admin action, the
+Celery task and the demo (one code path).
 """
 import concurrent.futures
 import os
@@ -234,6 +239,11 @@ def _replace(cursor, year, values, progress, out):
     progress.reached(1)
     # Claims meet their institution's class before the rule map: the joins in the order written.
     cursor.execute("SET LOCAL join_collapse_limit = 1")
+    # A year's claims through one statement: compiling its expressions pays for itself here
+    # (measured on the city year: 24 s → 19 s under load), LLVM's optimisation passes do not.
+    cursor.execute("SET LOCAL jit = on")
+    cursor.execute("SET LOCAL jit_optimize_above_cost = -1")
+    cursor.execute("SET LOCAL jit_inline_above_cost = -1")
     # CREATE TABLE AS runs in parallel workers; INSERT … SELECT would not.
     claims = last_claim = 0
     for stage, (present, sql) in enumerate(((any_free, arithmetic.outpatient_free(names)),
@@ -245,6 +255,7 @@ def _replace(cursor, year, values, progress, out):
             claims, last_claim = claims + n, max(last_claim, last)
         progress.reached(stage, f"累计{claims}笔门诊")
     cursor.execute("RESET join_collapse_limit")
+    cursor.execute("SET LOCAL jit = off")
     cursor.execute(f"DELETE FROM {names['unmatched']} WHERE year = %s", [year])
     for table in (out["free"], out["running"]):
         cursor.execute(f"INSERT INTO {names['unmatched']} {_STORED_COLUMNS} "

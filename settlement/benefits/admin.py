@@ -225,6 +225,10 @@ class BenefitFigureAdmin(ScopedAdmin):
         query = request.GET.urlencode()
         extra_context.update(
             title="待遇测算核对", institution_totals=totals[:50],
+            # 一致 rows carry no 应付统筹 of their own (it is within 0.01 元 of 统筹支付): say what the sums cover.
+            totals_note=("一致的记录（与统筹支付相差不超过0.01元）不单独保存应付统筹：其笔数和统筹支付计入汇总，"
+                         "应付统筹与差额只合计不一致的记录；单笔的测算过程见该记录页面")
+            if request.GET.get(DifferenceFilter.parameter_name) == "all" else "",
             reconcile_export_url=f"{reverse('admin:settlement_benefitfigure_export')}?{query}",
         )
         return super().changelist_view(request, extra_context)

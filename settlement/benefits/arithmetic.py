@@ -32,7 +32,8 @@ from settlement.models import ApprovalStatus, InpatientCase, OutpatientClaim, Vi
 from .models import BenefitRule, BenefitTable, CareType, Referral, Relocation, UnmatchedFigure
 from .params import REVOKING_FILINGS
 
-TOLERANCE_CENTS = 1  # SPEC §9 BEN01: |统筹支付 − 应付统筹| > 0.01 元
+TOLERANCE = "0.01"  # SPEC §9 BEN01: |统筹支付 − 应付统筹| > 0.01 元
+TOLERANCE_CENTS = int(Decimal(TOLERANCE) * 100)
 
 
 def _t(model):
@@ -56,7 +57,6 @@ def sql_params(year, params, city, now):
     return {
         "year": year, "first": datetime.date(year, 1, 1), "last": datetime.date(year, 12, 31), "city": city,
         "out_days": params.out_referral_days, "window": params.referral_window_days, "tcm": params.tcm_primary_ratio,
-        "down": params.referral_down_points, "cross": params.cross_county_points, "out": params.out_of_city_points,
         "down_bp": _bp(params.referral_down_points), "cross_bp": _bp(params.cross_county_points),
         "out_bp": _bp(params.out_of_city_points), "revoking": REVOKING_FILINGS, "now": now,
         "insurance_types": list(InsuranceType.values), "visit_types": list(VisitType.values),

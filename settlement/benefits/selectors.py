@@ -13,10 +13,10 @@ from alliances.scope import restrict
 from settlement.models import InpatientCase, OutpatientClaim
 
 from . import arithmetic
+from .arithmetic import TOLERANCE  # SPEC §9 BEN01: |统筹支付 − 应付统筹| > 0.01 元 (re-exported for the audit rule)
 from .models import BenefitComputation, BenefitFigure, BenefitRule, CareType, Relocation
 from .params import REVOKING_FILINGS
 
-TOLERANCE = "0.01"  # SPEC §9 BEN01: |统筹支付 − 应付统筹| > 0.01 元
 DIFFERS = Q(difference__gt=TOLERANCE) | Q(difference__lt=f"-{TOLERANCE}")
 
 

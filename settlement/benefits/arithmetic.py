@@ -66,26 +66,25 @@ def sql_params(year, params, city, now):
 
 # --- the parts -------------------------------------------------------------------------------
 
-# One row per claim or case for the referral and relocation flags: `day` is when referrals and
-# relocation are judged (visit date; admission date).
-_FLAG_BASE = {
-    CareType.OUTPATIENT: """
-    SELECT c.id, c.person_id, c.institution_id, c.visit_date AS day, ir.code AS inst_code
-    FROM {claim} c JOIN {inst} i ON i.id = c.institution_id JOIN {region} ir ON ir.id = i.county_id
-    WHERE c.visit_date BETWEEN %(first)s AND %(last)s
-    """,
-    CareType.INPATIENT: """
-    SELECT c.id, c.person_id, c.institution_id, c.admission_date AS day, ir.code AS inst_code
-    FROM {case} c JOIN {inst} i ON i.id = c.institution_id JOIN {region} ir ON ir.id = i.county_id
-    WHERE c.discharge_date BETWEEN %(first)s AND %(last)s
-    """,
+# The claims or cases of the persons with a relocation filing or a 下转 / 转外 referral, for their
+# flags: person by person through the (person, date) index, never a scan of the year. `day` is when
+# referrals and relocation are judged (visit date; admission date).
+_FLAG_ROWS = {
+    CareType.OUTPATIENT: "SELECT x.id, x.institution_id, x.visit_date AS day FROM {claim} x "
+                         "WHERE x.person_id = fp.person_id AND x.visit_date BETWEEN %(first)s AND %(last)s",
+    CareType.INPATIENT: "SELECT x.id, x.institution_id, x.admission_date AS day FROM {case} x "
+                        "WHERE x.person_id = fp.person_id AND x.discharge_date BETWEEN %(first)s AND %(last)s",
 }
 
-# Only for the few rows whose person has a relocation filing or a 下转 / 转外 referral.
 _FLAGS = """
 WITH
-  base AS ({base} AND c.person_id IN (
-    SELECT person_id FROM {reloc} UNION SELECT person_id FROM {ref} WHERE direction IN ('下转', '转外')) {who}),
+  base AS (
+    SELECT c.id, fp.person_id, c.institution_id, c.day, ir.code AS inst_code
+    FROM (SELECT person_id FROM {reloc} UNION SELECT person_id FROM {ref} WHERE direction IN ('下转', '转外')) fp
+    CROSS JOIN LATERAL ({rows}) c
+    JOIN {inst} i ON i.id = c.institution_id JOIN {region} ir ON ir.id = i.county_id
+    {who}
+  ),
   revoked AS (
     SELECT person_id FROM {reloc} WHERE filed_on BETWEEN %(first)s AND %(last)s GROUP BY person_id
     HAVING count(*) >= %(revoking)s
@@ -377,11 +376,16 @@ def _who(person):
     return "AND c.person_id = %(person)s" if person else ""
 
 
+def _flags(care_type, names, person):
+    who = "WHERE fp.person_id = %(person)s" if person else ""
+    return _FLAGS.format(rows=_FLAG_ROWS[care_type].format(**names), who=who, **names)
+
+
 def outpatient_parts(names, person=False):
     return (
         ("places", _PLACES.format(**names)),
         ("rulemap", _RULEMAP.format(**names)),
-        ("flags", _FLAGS.format(base=_FLAG_BASE[CareType.OUTPATIENT].format(**names), who=_who(person), **names)),
+        ("flags", _flags(CareType.OUTPATIENT, names, person)),
     )
 
 
@@ -408,7 +412,7 @@ def outpatient_derived(names, person=True):
 
 def inpatient_parts(names, person=False):
     return (
-        ("flags", _FLAGS.format(base=_FLAG_BASE[CareType.INPATIENT].format(**names), who=_who(person), **names)),
+        ("flags", _flags(CareType.INPATIENT, names, person)),
         ("cases", _CASES.format(who=_who(person), **names)),
         ("earlier", _EARLIER.format(**names)),
     )

@@ -67,13 +67,14 @@ def sql_params(year, params, city, now):
 # --- the parts -------------------------------------------------------------------------------
 
 # The claims or cases of the persons with a relocation filing or a 下转 / 转外 referral, for their
-# flags: person by person through the (person, date) index, never a scan of the year. `day` is when
-# referrals and relocation are judged (visit date; admission date).
+# flags: person by person through the (person, date) index, never a scan of the year (OFFSET 0 keeps
+# the planner from flattening it into a hash join over every claim). `day` is when referrals and
+# relocation are judged (visit date; admission date).
 _FLAG_ROWS = {
     CareType.OUTPATIENT: "SELECT x.id, x.institution_id, x.visit_date AS day FROM {claim} x "
-                         "WHERE x.person_id = fp.person_id AND x.visit_date BETWEEN %(first)s AND %(last)s",
+                         "WHERE x.person_id = fp.person_id AND x.visit_date BETWEEN %(first)s AND %(last)s OFFSET 0",
     CareType.INPATIENT: "SELECT x.id, x.institution_id, x.admission_date AS day FROM {case} x "
-                        "WHERE x.person_id = fp.person_id AND x.discharge_date BETWEEN %(first)s AND %(last)s",
+                        "WHERE x.person_id = fp.person_id AND x.discharge_date BETWEEN %(first)s AND %(last)s OFFSET 0",
 }
 
 _FLAGS = """

@@ -21,7 +21,7 @@ from settlement.engine.services import SettlementError
 from settlement.models import InpatientCase, OutpatientClaim
 
 from . import selectors, services
-from .models import BenefitFigure, BenefitRule, BenefitTable, Referral, Relocation
+from .models import BenefitFigure, BenefitRule, BenefitTable, Outcome, Referral, Relocation
 from .params import REVOKING_FILINGS
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -177,7 +177,7 @@ class DifferenceFilter(admin.SimpleListFilter):
         if value == "yes":
             return queryset.filter(selectors.DIFFERS)
         if value == "unruled":
-            return queryset.filter(rule__isnull=True)
+            return queryset.filter(outcome=Outcome.UNRULED)
         return queryset
 
 
@@ -187,7 +187,7 @@ class BenefitFigureAdmin(ScopedAdmin):
 
     change_list_template = "admin/benefits/reconcile_change_list.html"
     list_display = ("serial", "care_type", "institution", "level", "visit_type", "service_date", "in_scope_money",
-                    "fund_paid_money", "expected_money", "difference_money")
+                    "fund_paid_money", "expected_money", "difference_money", "outcome")
     in_scope_money = money_column("in_scope", "政策范围内费用")
     fund_paid_money = money_column("fund_paid", "统筹支付")
     expected_money = money_column("expected", "应付统筹")
@@ -197,7 +197,7 @@ class BenefitFigureAdmin(ScopedAdmin):
     list_select_related = ("institution",)
     ordering = ("-difference",)
     fields = ("year", "care_type", "serial", "institution", "person", "service_date", "fund_paid", "expected",
-              "difference", "derivation", "computed_at")
+              "difference", "outcome", "derivation", "computed_at")
     readonly_fields = fields
 
     def has_add_permission(self, request):
@@ -205,7 +205,7 @@ class BenefitFigureAdmin(ScopedAdmin):
 
     @admin.display(description="测算过程")
     def derivation(self, obj):
-        return _lines(selectors.derivation_lines(obj))
+        return _derivation_of(obj.claim if obj.claim_id else obj.case)
 
     def get_urls(self):
         return [
@@ -225,6 +225,10 @@ class BenefitFigureAdmin(ScopedAdmin):
         query = request.GET.urlencode()
         extra_context.update(
             title="待遇测算核对", institution_totals=totals[:50],
+            # 一致 rows carry no 应付统筹 of their own (it is within 0.01 元 of 统筹支付): say what the sums cover.
+            totals_note=("一致的记录（与统筹支付相差不超过0.01元）不单独保存应付统筹：其笔数和统筹支付计入汇总，"
+                         "应付统筹与差额只合计不一致的记录；单笔的测算过程见该记录页面")
+            if request.GET.get(DifferenceFilter.parameter_name) == "all" else "",
             reconcile_export_url=f"{reverse('admin:settlement_benefitfigure_export')}?{query}",
         )
         return super().changelist_view(request, extra_context)
@@ -264,14 +268,20 @@ class BenefitFigureAdmin(ScopedAdmin):
 # --- the claim's and the case's own pages show their 应付统筹 ------------------------------------
 
 
-@admin.display(description="应付统筹测算")
-def benefit_derivation(obj):
-    figure = BenefitFigure.objects.filter(**{"claim" if isinstance(obj, OutpatientClaim) else "case": obj}).select_related(
-        "rule", "joined_case__institution",
-    ).order_by("-year").first()
+def _derivation_of(row):
+    """The claim's or case's derivation, re-derived from its person-year (the computation's own SQL)."""
+    try:
+        figure = selectors.derivation(row)
+    except SettlementError as exc:
+        return f"无法推导：{exc}"
     if figure is None:
         return "尚未测算（待遇政策表审批后由市医保局发起测算）"
     return _lines(selectors.derivation_lines(figure))
+
+
+@admin.display(description="应付统筹测算")
+def benefit_derivation(obj):
+    return _derivation_of(obj)
 
 
 def _extend_claim_admins():

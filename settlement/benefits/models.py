@@ -19,6 +19,7 @@ from settlement.models import ZERO, ApprovalStatus, Approvable, InpatientCase, O
 
 __all__ = [
     "CareType", "BenefitTable", "BenefitRule", "ReferralDirection", "Referral", "Relocation", "BenefitFigure",
+    "BenefitComputation", "UnmatchedFigure", "Outcome",
 ]
 
 
@@ -161,68 +162,104 @@ class Relocation(ScopedModel, models.Model):
         return f"{self.person_id} {self.filed_on} → {self.destination}"
 
 
-class BenefitFigure(ScopedModel, models.Model):
-    """应付统筹 of one outpatient claim or inpatient case of a year, with its derivation.
+class Outcome(models.TextChoices):
+    DIFFERS = "不一致", "不一致"
+    UNRULED = "无适用规则", "无适用规则"
+    MATCHES = "一致", "一致（相差不超过0.01元）"
 
-    Written only by `compute_expected` (replacing the year's previous figures); `difference` =
-    统筹支付 − 应付统筹 is what rule BEN01 reads. The rows are derived, written INSERT … SELECT from
-    rows that exist: their foreign keys carry no database constraint (a million deferred key checks
-    at COMMIT cost more than the computation); Django still cascades a deleted claim or case.
-    """
+
+class FigureColumns(models.Model):
+    """What a 应付统筹 row carries for BEN01 and the 核对 page; the derivation is re-derived on demand."""
 
     year = models.PositiveSmallIntegerField("年度")
     care_type = models.CharField("就医类型", max_length=2, choices=CareType.choices)
-    claim = models.OneToOneField(
-        OutpatientClaim, verbose_name="门诊结算记录", null=True, blank=True, on_delete=models.CASCADE,
-        related_name="benefit_figure", db_constraint=False,
-    )
-    case = models.OneToOneField(
-        InpatientCase, verbose_name="住院病例", null=True, blank=True, on_delete=models.CASCADE,
-        related_name="benefit_figure", db_constraint=False,
-    )
     serial = models.CharField("单据号", max_length=40)
-    institution = models.ForeignKey(Institution, verbose_name="机构", on_delete=models.CASCADE, related_name="+",
+    institution = models.ForeignKey(Institution, verbose_name="机构", on_delete=models.DO_NOTHING, related_name="+",
                                     db_index=False, db_constraint=False)
-    person = models.ForeignKey(InsuredPerson, verbose_name="参保人", on_delete=models.CASCADE, related_name="+",
+    person = models.ForeignKey(InsuredPerson, verbose_name="参保人", on_delete=models.DO_NOTHING, related_name="+",
                                db_index=False, db_constraint=False)
     service_date = models.DateField("就诊/出院日期")
     level = models.CharField("机构等级", max_length=4, choices=InstitutionLevel.choices)
     visit_type = models.CharField("门诊类型", max_length=4, blank=True)
     in_scope = money("政策范围内费用")
-    rule = models.ForeignKey(BenefitRule, verbose_name="适用规则", null=True, on_delete=models.SET_NULL, related_name="+",
-                             db_index=False, db_constraint=False)
-    deductible = money("起付标准", null=True)
-    joined_case = models.ForeignKey(
-        InpatientCase, verbose_name="合并起付的前次住院", null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+", db_index=False, db_constraint=False,
-    )
-    joined_deductible = money("前次住院已收起付", null=True, blank=True)
-    deductible_used = money("本次计入起付", null=True)
-    base_ratio = _percent("基础报销比例(%)", null=True)
-    referral_points = models.DecimalField("下转加点", max_digits=5, decimal_places=2, default=ZERO)
-    cross_county_points = models.DecimalField("跨县减点", max_digits=5, decimal_places=2, default=ZERO)
-    out_of_city_points = models.DecimalField("市外未转诊减点", max_digits=5, decimal_places=2, default=ZERO)
-    relocation = models.CharField("异地安置", max_length=60, blank=True)
-    ratio = _percent("适用报销比例(%)", null=True)
-    before_limit = money("限额前统筹", null=True)
-    annual_limit = money("年度限额", null=True)
-    limit_left = money("本次前剩余限额", null=True)
-    expected = money("应付统筹", null=True)
     fund_paid = money("统筹支付")
+    expected = money("应付统筹", null=True)
     difference = models.DecimalField("差额（统筹支付−应付统筹）", max_digits=16, decimal_places=2, null=True)
-    computed_at = models.DateTimeField("计算时间", auto_now_add=True)
+    outcome = models.CharField("核对结果", max_length=5, choices=Outcome.choices)
+    computed_at = models.DateTimeField("计算时间")
+
+    class Meta:
+        abstract = True
+
+
+class BenefitComputation(models.Model):
+    """The last computation of a year's 应付统筹: when, its counts, and the newest claim and case it saw.
+
+    Claims and cases of the year up to those ids whose 应付统筹 matches 统筹支付 (within 0.01 元)
+    are stored nowhere: they are `BenefitFigure` rows of the view without a figure of their own.
+    """
+
+    year = models.PositiveSmallIntegerField("年度", unique=True)
+    computed_at = models.DateTimeField("计算时间")
+    claims = models.PositiveIntegerField("门诊笔数", default=0)
+    cases = models.PositiveIntegerField("住院例数", default=0)
+    differing = models.PositiveIntegerField("不一致笔数", default=0)
+    unruled = models.PositiveIntegerField("无适用规则笔数", default=0)
+    last_claim_id = models.BigIntegerField("最大门诊记录号", default=0)
+    last_case_id = models.BigIntegerField("最大住院病例号", default=0)
+
+    class Meta:
+        verbose_name = "应付统筹测算记录"
+        verbose_name_plural = verbose_name
+
+
+class UnmatchedFigure(FigureColumns):
+    """A claim or case whose 应付统筹 differs from its 统筹支付 by more than 0.01 元, or has no rule.
+
+    Only these are written by `compute_expected` (a year's few percent, instead of a wide row per
+    claim); the id is the view's: 2 × claim id for a claim, 2 × case id + 1 for a case.
+    """
+
+    id = models.BigIntegerField(primary_key=True)
+    # Reached by id (2 × claim id, 2 × case id + 1): no index of their own to maintain on every write.
+    claim = models.ForeignKey(OutpatientClaim, verbose_name="门诊结算记录", null=True, blank=True,
+                              on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    case = models.ForeignKey(InpatientCase, verbose_name="住院病例", null=True, blank=True,
+                             on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+
+    class Meta:
+        verbose_name = "应付统筹不一致记录"
+        verbose_name_plural = verbose_name
+        indexes = [
+            # BEN01 and the 核对 page's default list read only the differing figures.
+            models.Index(fields=["year", "difference"], name="benefit_unmatched_differs",
+                         condition=Q(difference__gt="0.01") | Q(difference__lt="-0.01")),
+        ]
+
+
+class BenefitFigure(ScopedModel, FigureColumns):
+    """应付统筹 of one outpatient claim or inpatient case of a computed year (a database view).
+
+    The view is the stored `UnmatchedFigure` rows and, for every other claim and case of a computed
+    year (up to the newest it saw), a row 一致 without a figure of its own: the 核对 page lists both
+    under 全部, BEN01 reads the differing ones (`selectors.differing`). The derivation of any claim
+    or case is re-derived on its page (`selectors.derivation`), one person-year by index.
+    """
+
+    id = models.BigIntegerField(primary_key=True)
+    claim = models.ForeignKey(OutpatientClaim, verbose_name="门诊结算记录", null=True, blank=True,
+                              on_delete=models.DO_NOTHING, related_name="benefit_figures", db_constraint=False)
+    case = models.ForeignKey(InpatientCase, verbose_name="住院病例", null=True, blank=True,
+                             on_delete=models.DO_NOTHING, related_name="benefit_figures", db_constraint=False)
 
     scope_region = "institution__county"
     scope_institution = "institution"
 
     class Meta:
+        managed = False
+        db_table = "settlement_benefitfigure"
         verbose_name = "应付统筹测算"
         verbose_name_plural = verbose_name
-        indexes = [
-            # The 核对 page and BEN01 read only the differing figures.
-            models.Index(fields=["year", "difference"], name="benefit_figure_differs",
-                         condition=Q(difference__gt="0.01") | Q(difference__lt="-0.01")),
-        ]
 
     def __str__(self):
         return f"{self.care_type} {self.serial}"

@@ -1,16 +1,22 @@
 """Reads of the benefit engine that several places need: the 核对 page, its export, the audit rule
-BEN01 (a thin query over the stored figures), a figure's derivation and a person's relocation year."""
+BEN01 (a thin query over the stored figures), a claim's or case's derivation (re-derived: one
+person-year by index) and a person's relocation year."""
 import dataclasses
 import datetime
+import functools
+from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Count, Q, Sum
 
 from alliances.scope import restrict
+from settlement.models import InpatientCase, OutpatientClaim
 
-from .models import BenefitFigure, Relocation
+from . import arithmetic
+from .arithmetic import TOLERANCE  # SPEC §9 BEN01: |统筹支付 − 应付统筹| > 0.01 元 (re-exported for the audit rule)
+from .models import BenefitComputation, BenefitFigure, BenefitRule, CareType, Relocation
 from .params import REVOKING_FILINGS
 
-TOLERANCE = "0.01"  # SPEC §9 BEN01: |统筹支付 − 应付统筹| > 0.01 元
 DIFFERS = Q(difference__gt=TOLERANCE) | Q(difference__lt=f"-{TOLERANCE}")
 
 
@@ -32,6 +38,85 @@ def totals_by_institution(figures):
             rows=Count("id"), fund_paid=Sum("fund_paid"), expected=Sum("expected"), difference=Sum("difference"),
         ).order_by("-difference", "institution__code")
     )
+
+
+@dataclasses.dataclass
+class Derivation:
+    """A claim's or case's 应付统筹 re-derived by the computation's own SQL, figure by figure."""
+
+    id: int
+    care_type: str
+    claim_id: int | None
+    case_id: int | None
+    serial: str
+    institution_id: int
+    person_id: int
+    service_date: datetime.date
+    level: str
+    visit_type: str
+    in_scope: Decimal
+    rule_id: int | None
+    deductible: Decimal | None
+    joined_case_id: int | None
+    joined_deductible: Decimal | None
+    deductible_used: Decimal | None
+    base_ratio: Decimal | None
+    referral_points: Decimal
+    cross_county_points: Decimal
+    out_of_city_points: Decimal
+    relocation: str
+    ratio: Decimal | None
+    before_limit: Decimal | None
+    annual_limit: Decimal | None
+    limit_left: Decimal | None
+    expected: Decimal | None
+    fund_paid: Decimal
+    difference: Decimal | None
+    year: int = 0
+
+    @functools.cached_property
+    def rule(self):
+        return BenefitRule.objects.filter(pk=self.rule_id).first() if self.rule_id else None
+
+    @functools.cached_property
+    def joined_case(self):
+        if not self.joined_case_id:
+            return None
+        return InpatientCase.objects.select_related("institution").filter(pk=self.joined_case_id).first()
+
+
+def _derive(year, care_type, person_id=None):
+    from .services import computation_inputs
+
+    _, values = computation_inputs(year)
+    names = arithmetic.names_for()
+    person = person_id is not None
+    statement = (arithmetic.outpatient_derived(names, person) if care_type == CareType.OUTPATIENT
+                 else arithmetic.inpatient_derived(names, person))
+    with connection.cursor() as cursor:
+        cursor.execute(statement.inline(), {**values, "person": person_id})
+        columns = [c.name for c in cursor.description]
+        return [Derivation(**dict(zip(columns, row)), year=year) for row in cursor.fetchall()]
+
+
+def derivations(year):
+    """Every claim's and case's derivation of the year (the tests' whole-year view; nothing is stored)."""
+    return _derive(year, CareType.OUTPATIENT) + _derive(year, CareType.INPATIENT)
+
+
+def derivation(row):
+    """The derivation of one claim or case: its person-year re-derived, this row picked.
+
+    None before the year's 应付统筹 was computed; refused (Refused) when the year's table or policy
+    is no longer approved.
+    """
+    if isinstance(row, OutpatientClaim):
+        care_type, year, key = CareType.OUTPATIENT, row.visit_date.year, "claim_id"
+    else:
+        care_type, year, key = CareType.INPATIENT, row.discharge_date.year, "case_id"
+    if not BenefitComputation.objects.filter(year=year).exists():
+        return None
+    return next((d for d in _derive(year, care_type, row.person_id) if getattr(d, key) == row.pk), None)
 
 
 def derivation_lines(figure):

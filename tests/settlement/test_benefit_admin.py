@@ -156,3 +156,19 @@ def test_compute_action_runs_as_a_job(client, make_user, computed, django_captur
     assert job.status == "succeeded", job.message
     assert job.message == f"{YEAR}年度应付统筹测算完成：门诊3笔，住院1例，统筹支付与应付统筹不一致2笔。"
     assert job.counts == {"claims": 3, "cases": 1, "differing": 2, "unruled": 0}
+
+
+def test_matching_claims_are_listed_under_all_and_re_derived_on_their_page(client, make_user, computed):
+    from settlement.benefits.models import UnmatchedFigure
+
+    _, rows = computed
+    # only the two differing figures are stored; the matching claims are rows of the view
+    assert sorted(UnmatchedFigure.objects.values_list("serial", flat=True)) == ["MZ-OVER", "ZY-UNDER"]
+    client.force_login(make_user("city"))
+    everything = client.get(reverse(RECONCILE) + "?differs=all").content.decode()
+    assert "一致（相差不超过0.01元）" in everything and "应付统筹与差额只合计不一致的记录" in everything
+    page = client.get(reverse("admin:settlement_outpatientclaim_change", args=[rows["cent"].pk])).content.decode()
+    # (100.00 − 0, the 二级 deductible already used by MZ-OVER) × 60% = 60.00; reported 60.01
+    for line in ("计入起付：0.00元", "限额前统筹：(100.00 − 0.00) × 60.00% = 60.00元",
+                 "应付统筹：60.00元；上报统筹支付：60.01元；差额：0.01元"):
+        assert line in page

@@ -6,6 +6,7 @@ import pytest
 
 from settlement.approval import Refused
 from settlement.benefits.models import BenefitFigure
+from settlement.benefits.selectors import derivation
 from settlement.benefits.services import compute_expected
 from tests.settlement import benefit_builders as b
 from tests.settlement.benefit_builders import YEAR, day
@@ -19,7 +20,8 @@ def place():
 
 
 def figure(row):
-    return BenefitFigure.objects.get(**({"claim": row} if row._meta.model_name == "outpatientclaim" else {"case": row}))
+    # Only differing figures are stored; every claim's and case's derivation is re-derived (issue 14).
+    return derivation(row)
 
 
 def test_spec_worked_example_figure_by_figure(place):
@@ -196,3 +198,51 @@ def test_one_claim_crosses_both_the_deductible_and_the_limit(place):
     f = figure(second)
     # the last 50 of the deductible, then (500 − 50) × 60% = 270.00, capped by the 100.00 limit
     assert (f.deductible_used, f.before_limit, f.limit_left, f.expected) == (D("50.00"), D("270.00"), D("100.00"), D("100.00"))
+
+
+def _with_deductible(rows, key, deductible):
+    return [(*row[:5], deductible, *row[6:]) if row[:3] == key else row for row in rows]
+
+
+def test_referral_joins_a_december_stay_to_a_january_one(place):
+    import datetime
+
+    from settlement.benefits.services import revise_table
+
+    # 2024: the 居民 二级 inpatient deductible was 500; 2025: 600 (the CONFORMANT table).
+    b.approved_table(_with_deductible(b.CONFORMANT, ("居民", "住院", "二级"), "500"), year=2024)
+    b.approved_table()
+    person = place["resident"]
+    december = b.case(person, place["二级"], datetime.date(2024, 12, 20), datetime.date(2024, 12, 28), "10000.00")
+    b.referral(person, place["二级"], place["三级"], datetime.date(2024, 12, 28), "上转")
+    january = b.case(person, place["三级"], datetime.date(2025, 1, 2), datetime.date(2025, 1, 10), "20000.00")
+    counts = compute_expected(YEAR)
+    assert counts["cases"] == 1  # the December stay is 2024's, only read for its deductible
+    f = figure(january)
+    # joined across New Year: the December stay charged min(500, 10,000.00) = 500 under 2024's table;
+    # deductible max(0, 1,000 − 500) = 500; (20,000.00 − 500) × 60% = 11,700.00
+    assert (f.joined_case_id, f.joined_deductible) == (december.pk, D("500.00"))
+    assert (f.deductible, f.deductible_used, f.ratio, f.expected) == (D("1000"), D("500"), D("60"), D("11700.00"))
+
+    # Without an approved 2024 table the December stay's deductible is unknown: no join,
+    # (20,000.00 − 1,000) × 60% = 11,400.00.
+    revise_table(2024)
+    compute_expected(YEAR)
+    f = figure(january)
+    assert (f.joined_case_id, f.deductible_used, f.expected) == (None, D("1000.00"), D("11400.00"))
+
+
+def test_a_stay_after_the_window_or_before_the_referral_is_not_joined(place):
+    import datetime
+
+    b.approved_table(year=2024)
+    b.approved_table()
+    person = place["resident"]
+    b.case(person, place["二级"], datetime.date(2024, 12, 20), datetime.date(2024, 12, 28), "10000.00")
+    b.referral(person, place["二级"], place["三级"], datetime.date(2024, 12, 28), "上转")
+    # admitted 8 days after the referral: outside the 7-day window
+    late = b.case(person, place["三级"], datetime.date(2025, 1, 5), datetime.date(2025, 1, 12), "20000.00")
+    compute_expected(YEAR)
+    f = figure(late)
+    # (20,000.00 − 1,000) × 60% = 11,400.00
+    assert (f.joined_case_id, f.expected) == (None, D("11400.00"))

@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal as D
 
 import pytest
 
-from settlement.benefits.models import BenefitFigure
+from settlement.benefits.selectors import derivations
 from settlement.benefits.services import compute_expected
 from tests import factories
 from tests.settlement import benefit_builders as b
@@ -39,7 +39,7 @@ def test_random_year_keeps_limits_and_the_plain_formula():
             admitted = day(rng.randint(1, 12), rng.randint(1, 20))
             b.case(person, place[level], admitted, admitted, f"{D(rng.randint(50_000, 3_000_000)) / 100:.2f}")
     compute_expected(YEAR)
-    figures = list(BenefitFigure.objects.filter(year=YEAR).select_related("rule"))
+    figures = derivations(YEAR)
     assert len(figures) > 50 and all(f.rule_id for f in figures)
 
     pots = defaultdict(list)
@@ -66,3 +66,33 @@ def test_random_year_keeps_limits_and_the_plain_formula():
             assert sum(f.deductible_used for f in rows) == min(rows[0].deductible, sum(f.in_scope for f in rows))
         else:
             assert all(f.deductible_used == min(f.deductible, f.in_scope) for f in rows)
+
+
+# The outpatient rows without deductible and limit: their claims take the computation's unsorted path.
+FREE = [(*row[:5], "0", row[6], None) if row[1] == "门诊" else row for row in TABLE]
+
+
+@pytest.mark.parametrize("table", [TABLE, FREE], ids=["running sums", "no deductible or limit"])
+def test_stored_figures_are_exactly_the_differing_derivations(table):
+    from settlement.benefits.models import UnmatchedFigure
+
+    rng = random.Random(20251204)
+    b.approved_table(table)
+    place = b.place()
+    for person in [factories.person(place["wuxing"]) for _ in range(6)]:
+        for _ in range(rng.randint(1, 10)):
+            level = rng.choice(["基层", "二级", "三级"])
+            cents = rng.randint(1_000, 60_000)
+            # reported at 60% of the in-scope cost: right only where 60% is the figure
+            b.claim(person, place[level], day(rng.randint(1, 12), rng.randint(1, 28)), f"{D(cents) / 100:.2f}",
+                    fund=f"{(D(cents) * D('0.6') / 100).quantize(D('0.01'), rounding=ROUND_HALF_UP)}")
+    counts = compute_expected(YEAR)
+    derived = {(d.claim_id, d.case_id): d for d in derivations(YEAR)}
+    differs = {key: d.expected for key, d in derived.items() if d.expected is None or abs(d.difference) > D("0.01")}
+    stored = {(u.claim_id, u.case_id): u.expected for u in UnmatchedFigure.objects.filter(year=YEAR)}
+    assert stored == differs and counts["differing"] == len(differs) and 0 < len(differs) < len(derived)
+    assert counts["claims"] == len(derived)
+    for (claim_id, _), expected in stored.items():
+        # stored: 统筹支付 − 应付统筹, as derived
+        row = UnmatchedFigure.objects.get(claim_id=claim_id)
+        assert row.difference == derived[(claim_id, None)].difference and row.expected == expected

@@ -165,7 +165,7 @@ def _seed(profile, year, log, writer, started):
         analyze(list(WRITE_ORDER))  # fresh planner statistics before anyone settles on millions of rows
     with transaction.atomic():
         approver = _create_logins(city)
-        parameter_counts = write_parameters(city, population.totals, log, approver)
+        parameter_counts = write_parameters(city, population.totals, population.history_totals, log, approver)
         parameter_counts[PaymentPolicy] = write_policies(city.year, approver, log)
         benefit_counts, added_claims, (audit_claims, audit_cases) = write_benefits(
             city, approver, log, plant=lambda outside: write_audit_patterns(city.year, outside))

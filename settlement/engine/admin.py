@@ -70,13 +70,15 @@ class PolicyForm(forms.ModelForm):
             return
         if self.is_bound and self.data.get(SHOWN) != "1":
             # Posted from a page without the parameter fields (an add page before the scheme was known):
-            # there is nothing of them to check; the policy starts from the scheme's defaults.
-            for name in [name for name in self.fields if name.startswith("p_")]:
-                del self.fields[name]
-            self.params_class = None
-            return
+            # they take their initial values, so the policy starts from the scheme's defaults.
+            for name, form_field in self.fields.items():
+                if name.startswith("p_"):
+                    form_field.disabled = True
         self.hints = typing.get_type_hints(self.params_class)
-        self.stored = {**defaults_of(self.params_class), **(self.instance.parameters or {})}
+        # What `policy set` starts from: the stored JSON, or the defaults for a policy not yet saved;
+        # a key left out of it shows (and compares as) its default.
+        self.base = dict(self.instance.parameters or {}) if self.instance.pk else defaults_of(self.params_class)
+        self.stored = {**defaults_of(self.params_class), **self.base}
         self.initial[SHOWN] = "1"
         for field in dataclasses.fields(self.params_class):
             value = self.stored.get(field.name)
@@ -90,9 +92,6 @@ class PolicyForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         if self.params_class is None:
-            scheme = cleaned.get("scheme")
-            if not self.instance.pk and scheme in policy_schemes():
-                self.instance.parameters = defaults_of(get_rule(scheme).params_class)
             return cleaned
         changes = {}
         for field in dataclasses.fields(self.params_class):
@@ -115,7 +114,7 @@ class PolicyForm(forms.ModelForm):
                 changes[field.name] = value
         if not self.errors:
             try:
-                self.instance.parameters = updated_parameters(self.params_class, self.stored, changes)
+                self.instance.parameters = updated_parameters(self.params_class, self.base, changes)
             except Refused as exc:
                 self.add_error(None, str(exc))
         return cleaned

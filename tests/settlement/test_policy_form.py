@@ -120,12 +120,29 @@ def test_saving_writes_the_parameters_policy_set_writes(client, make_user):
     assert by_form.history.first().history_user == user  # who changed it, for the four-eyes check
 
 
+def test_a_policy_stored_with_keys_left_out_gets_only_the_changed_keys_as_policy_set_does(client, make_user):
+    by_form = PaymentPolicy.objects.create(scheme="capitation", year=2025, name="草稿", parameters={"retention": "0.85"})
+    by_cli = PaymentPolicy.objects.create(scheme="capitation", year=2026, name="草稿", parameters={"retention": "0.85"})
+    client.force_login(make_user("city"))
+    page = client.get(change_url(by_form)).content.decode()
+    assert re.search(r'name="p_overspend_share" value="0.85"', page)  # a missing key shows its default
+    assert client.post(change_url(by_form), form_data(by_form, p_overspend_share="0.90")).status_code == 302
+    set_parameters("capitation", 2026, None, ["overspend_share=0.90"])
+    by_form.refresh_from_db()
+    by_cli.refresh_from_db()
+    assert by_form.parameters == by_cli.parameters == {"retention": "0.85", "overspend_share": "0.90"}
+
+
 def test_added_policy_takes_the_scheme_defaults_or_the_posted_fields(client, make_user):
     client.force_login(make_user("city"))
     add = reverse("admin:settlement_paymentpolicy_add")
     page = client.get(add).content.decode()
     assert 'name="parameters"' not in page and 'name="p_' not in page
     assert 'name="p_retention"' in client.get(add + "?scheme=capitation").content.decode()
+    # Posted without the parameter fields and without a name: the page again, the parameters at their defaults.
+    again = client.post(add, {"scheme": "capitation", "year": 2025, "_save": "保存"})
+    assert again.status_code == 200 and "这个字段是必填项" in again.content.decode()
+    assert re.search(r'name="p_retention" value="0.85"[^>]*disabled', again.content.decode())
     client.post(add, {"scheme": "capitation", "year": 2025, "name": "新建", "_save": "保存"})
     assert PaymentPolicy.objects.get(year=2025).parameters == defaults_of(CapitationParams)
     response = client.post(add, {"scheme": "capitation", "year": 2026, "name": "错误", "p__shown": "1",

@@ -11,9 +11,9 @@ own so that every demo-year row is what it would be without the history. The dem
 budgets are the 测算 of that history (settlement/demo/parameters.py), so the demo year lands on both sides
 of them as a real year would.
 """
-import contextlib
 import array
 import collections
+import contextlib
 import dataclasses
 import datetime
 import math

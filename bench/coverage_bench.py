@@ -56,7 +56,7 @@ def main():
         call_command("seed_demo", "--size", args.size)
     year = args.year or OutpatientClaim.objects.latest("visit_date").visit_date.year
     alliances = list(Alliance.objects.values_list("pk", "county_id", "county__name"))
-    print(f"年度 {year}：门诊结算 {OutpatientClaim.objects.count():,} 条，医共体 {len(alliances)} 个")
+    print(f"年度 {year}：门诊结算 {OutpatientClaim.objects.filter(visit_date__year=year).count():,} 条，医共体 {len(alliances)} 个")
 
     attributed, t_new = timed(lambda: actual_by_alliance(year, [pk for pk, _, _ in alliances]), args.repeat)
 

@@ -74,7 +74,7 @@ def main():
     params = resolve_policy("capitation", year).typed_parameters()
 
     counts = {
-        "门诊结算记录": OutpatientClaim.objects.count(),
+        "门诊结算记录": OutpatientClaim.objects.filter(visit_date__year=year).count(),
     }
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM contracts_contract WHERE verified_on IS NOT NULL")

@@ -60,7 +60,8 @@ SIZES = {
         contract_share=1.0, visit_factor=1.0, inpatient_factor=1.2, class2_every=97, class2_visit_factor=0.25,
         copy=False,
     ),
-    # A tenth of the city, with its structure (≈ 1.4 M claims): for benchmarks that must fit a shared machine.
+    # A tenth of the city, with its structure (≈ 1 M claims a year, as many again in the history year): for
+    # benchmarks that must fit a shared machine.
     "medium": Size(
         name="medium", persons=100_000, chunk=20_000, alliances_per_county=(4, 4, 4, 4, 4), hospitals_per_county=8,
         private_per_county=12, towns_per_county=None, stations_per_town=13, teams_per_center=3, teams_per_station=1,
@@ -165,7 +166,7 @@ def _seed(profile, year, log, writer, started):
         analyze(list(WRITE_ORDER))  # fresh planner statistics before anyone settles on millions of rows
     with transaction.atomic():
         approver = _create_logins(city)
-        parameter_counts = write_parameters(city, population.totals, log, approver)
+        parameter_counts = write_parameters(city, population.totals, population.history_totals, log, approver)
         parameter_counts[PaymentPolicy] = write_policies(city.year, approver, log)
         benefit_counts, added_claims, (audit_claims, audit_cases) = write_benefits(
             city, approver, log, plant=lambda outside: write_audit_patterns(city.year, outside))

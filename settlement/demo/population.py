@@ -4,9 +4,16 @@ Each chunk yields plain row tuples per model (ids numbered here, money as exact 
 from integer 分, dates as `datetime.date`), so the same rows can go through `bulk_create` (small) or
 PostgreSQL COPY (city) and memory stays bounded by the chunk size. Totals the standards and budgets
 are calibrated on are accumulated as integer 分 while the rows stream past.
+
+Each person also gets the year before the demo year (`HISTORY_YEARS`) as the bureau's history: the same
+people, their contracts and registrations, behaving by the same rules, drawn from random streams of their
+own so that every demo-year row is what it would be without the history. The demo year's standards and
+budgets are the 测算 of that history (settlement/demo/parameters.py), so the demo year lands on both sides
+of them as a real year would.
 """
 import array
 import collections
+import contextlib
 import dataclasses
 import datetime
 import math
@@ -107,11 +114,36 @@ class Totals:
 
     drg_fund_by_pool: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     drg_fund_by_institution: collections.Counter = dataclasses.field(default_factory=collections.Counter)
-    general_fund: collections.Counter = dataclasses.field(default_factory=collections.Counter)  # (county, type)
     class2_fund: int = 0
-    class2_quota_by_institution: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    # (institution index, disease code) → designated heads treated there: the prepayments' Q_plan
+    class2_heads_by_institution: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     fd_june_fee_by_institution: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     rows: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+
+
+# How many years before the demo year are generated as history: one is what every 测算 of the demo
+# needs (capitation, 二类门特 and bed-day/per-disease from the previous year; DRG base points from the two
+# previous years use what there is), and it keeps `--size city` within half again of its seeding time.
+HISTORY_YEARS = 1
+
+
+@dataclasses.dataclass
+class _YearState:
+    """What the generator reads for "the year being generated"; the history swaps in its own."""
+
+    year: int
+    rng: random.Random
+    outcome_rng: random.Random
+    totals: Totals
+    jan1: datetime.date
+    dec31: datetime.date
+    days: list
+
+    @classmethod
+    def of(cls, year, rng, outcome_rng, totals):
+        jan1, dec31 = datetime.date(year, 1, 1), datetime.date(year, 12, 31)
+        days = [jan1 + datetime.timedelta(days=n) for n in range((dec31 - jan1).days + 1)]
+        return cls(year, rng, outcome_rng, totals, jan1, dec31, days)
 
 
 class Population:
@@ -154,9 +186,31 @@ class Population:
             running += DRG_WEIGHTS[group[0]]
             self.drg_cumulative.append(running)
         self.class2 = cat.SPECIAL_CLASS2
-        self.class2_standard = {code: std for code, _n, _k, _p, std in cat.SPECIAL_CLASS2}
         self.d = city.disease_ids
         self.other_packages = {code: pk_fee for code, pk_fee in city.packages.items()}
+        # The history years, oldest first; `history_totals[year]` is what their 测算 is calibrated on.
+        self.history_totals = {}
+        self.history = []
+        for back in range(HISTORY_YEARS, 0, -1):
+            past = year - back
+            self.history_totals[past] = Totals()
+            self.history.append(_YearState.of(
+                past, random.Random(f"{seed}-history-{past}"), random.Random(f"{seed}-history-{past}-discharge-mode"),
+                self.history_totals[past],
+            ))
+
+    @contextlib.contextmanager
+    def _generating(self, state):
+        """Generate rows of `state`'s year with its random streams and totals, then restore the demo year."""
+        names = ("year", "rng", "outcome_rng", "totals", "jan1", "dec31", "days")
+        saved = {name: getattr(self, name) for name in names}
+        for name in names:
+            setattr(self, name, getattr(state, name))
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                setattr(self, name, value)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -190,7 +244,7 @@ class Population:
         for index in range(start, stop):
             self._person(index, rows)
         for model, model_rows in rows.items():
-            self.totals.rows[model] += len(model_rows)
+            self.totals.rows[model] += len(model_rows)  # the history's rows included
         return rows
 
     def _birth(self, index):
@@ -239,6 +293,24 @@ class Population:
         self._fd_services(person_id, contracts, rows)
         self._claims(person_id, age, insurance, county_index, signing, contracts, registrations, designations, rows)
         self._inpatient(person_id, age, insurance, county_index, registrations, designations, rows)
+        for state in self.history:
+            self._history_year(state, person_id, birth, insurance, county, county_index, home, contracts,
+                               registrations, rows)
+
+    def _history_year(self, state, person_id, birth, insurance, county, county_index, home, contracts,
+                      registrations, rows):
+        """The person's claims and cases of a past year (and that year's 二类门特 designations), by the
+        demo year's rules: the contracts and registrations in force then; no one born after its 1 January."""
+        if birth > datetime.date(state.year, 1, 1):
+            return
+        age = state.year - birth.year - ((1, 1) < (birth.month, birth.day))
+        dec31 = datetime.date(state.year, 12, 31)
+        then = [c for c in contracts if c[1] <= dec31]
+        with self._generating(state):
+            signing = then[-1][0] if then else home
+            designations = self._designations(person_id, county, registrations, then, rows)
+            self._claims(person_id, age, insurance, county_index, signing, then, registrations, designations, rows)
+            self._inpatient(person_id, age, insurance, county_index, registrations, designations, rows)
 
     # --- contracts ------------------------------------------------------------------------
 
@@ -396,7 +468,6 @@ class Population:
         members = self.city.alliances[alliance].members if alliance >= 0 else county.centers
         contracted = bool(contracts)
         mean = (6.0 if age < 7 else 3.5 if age < 18 else 4.5 if age < 60 else 9.0) * self.size.visit_factor
-        general_fund = 0
         for _ in range(self._count(mean)):
             u = rnd()
             if u < 0.5:
@@ -413,11 +484,10 @@ class Population:
             if rnd() < 0.04:
                 cost *= 3
             referral = contracted and level in ("二级", "三级") and rnd() < 0.12
-            general_fund += self._claim(
+            self._claim(
                 rows, person_id, where, days[int(rnd() * n_days)], insurance, GENERAL, None, cost, county_index,
                 referral,
             )
-        self.totals.general_fund[(county_index, insurance)] += general_fund
 
         for code, category, filed, ended in registrations:
             first = max(filed, self.jan1)
@@ -450,7 +520,7 @@ class Population:
                 fund = self._claim(rows, person_id, place, days[int(rnd() * n_days)], insurance, CLASS2, code,
                                    c_low + int(rnd() * (c_high - c_low)), county_index)
                 self.totals.class2_fund += fund
-            self.totals.class2_quota_by_institution[where] += self.class2_standard[code]
+            self.totals.class2_heads_by_institution[(where, code)] += 1
 
     # --- inpatient cases ------------------------------------------------------------------
 

@@ -2,6 +2,10 @@
 
 Every page goes through ScopedAdmin/`restrict`; every button calls a service (one code path).
 """
+import dataclasses
+import functools
+import typing
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -11,7 +15,6 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.urls import path, reverse
 from django.utils.html import format_html
-from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from alliances.formatting import money_column
@@ -24,11 +27,13 @@ from settlement.approval import Refused, revise
 
 from . import services
 from .admin_approval import confirmation, confirmed, rows_items, run_totals
-from .base import RunContext, SchemeRule, get_rule
+from .base import RunContext, SchemeRule, get_rule, policy_schemes
 from .display import detail_rows, figure_rows, parameter_rows, pending_recovery, recovery_rows, warning_summary
 from .export import export_bytes
 from .models import PaymentPolicy, RunStatus, SettlementRun, UnitResult
-from .params import field_label
+from .param_forms import initial_text, parameter_field
+from .params import defaults_of, field_label, parameter_value
+from .policy_services import text_value, updated_parameters
 from .presets import PresetError, approve_policy, load_preset, preset_choices
 from .standards import approve_capitation_standards, propose_capitation_standards
 
@@ -42,11 +47,89 @@ def claims_link(result):
 # --- policies --------------------------------------------------------------------------------
 
 
+SHOWN = "p__shown"  # posted with the parameter fields: unchecked boxes then mean "no", not "not shown"
+
+
 class PolicyForm(forms.ModelForm):
+    """A policy's scheme, year, county and name; `parameters_form(scheme)` adds one field per parameter.
+
+    What the fields hold is checked field by field (a Chinese message under the field) and saved
+    through `updated_parameters`, the step behind `policy set`: a value the user left as it was keeps
+    its stored form, a changed one is stored exactly as the command line would store it.
+    """
+
+    params_class = None
+
     class Meta:
         model = PaymentPolicy
-        fields = ["scheme", "year", "region", "name", "parameters"]
-        widgets = {"parameters": forms.Textarea(attrs={"rows": 12, "cols": 80})}
+        fields = ["scheme", "year", "region", "name"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.params_class is None:
+            return
+        if self.is_bound and self.data.get(SHOWN) != "1":
+            # Posted from a page without the parameter fields (an add page before the scheme was known):
+            # they take their initial values, so the policy starts from the scheme's defaults.
+            for name, form_field in self.fields.items():
+                if name.startswith("p_"):
+                    form_field.disabled = True
+        self.hints = typing.get_type_hints(self.params_class)
+        # What `policy set` starts from: the stored JSON, or the defaults for a policy not yet saved;
+        # a key left out of it shows (and compares as) its default.
+        self.base = dict(self.instance.parameters or {}) if self.instance.pk else defaults_of(self.params_class)
+        self.stored = {**defaults_of(self.params_class), **self.base}
+        self.initial[SHOWN] = "1"
+        for field in dataclasses.fields(self.params_class):
+            value = self.stored.get(field.name)
+            form_field = self.fields[f"p_{field.name}"]
+            if isinstance(form_field, forms.CharField):
+                value = initial_text(value)
+            elif isinstance(form_field, forms.MultipleChoiceField):
+                value = list(value or [])
+            self.initial[f"p_{field.name}"] = value
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.params_class is None:
+            return cleaned
+        changes = {}
+        for field in dataclasses.fields(self.params_class):
+            key, hint = f"p_{field.name}", self.hints[field.name]
+            if key not in cleaned:
+                continue  # the field's own check already failed
+            value = cleaned[key]
+            if isinstance(self.fields[key], forms.CharField):
+                value = text_value(hint, value)
+            try:
+                typed = parameter_value(field, hint, value)
+            except ValueError as exc:
+                self.add_error(key, f"{field_label(field)}{exc}")
+                continue
+            try:
+                unchanged = field.name in self.stored and typed == parameter_value(field, hint, self.stored[field.name])
+            except ValueError:
+                unchanged = False
+            if not unchanged:
+                changes[field.name] = value
+        if not self.errors:
+            try:
+                self.instance.parameters = updated_parameters(self.params_class, self.base, changes)
+            except Refused as exc:
+                self.add_error(None, str(exc))
+        return cleaned
+
+
+@functools.lru_cache(maxsize=None)
+def parameters_form(scheme):
+    """PolicyForm with one declared field per parameter of the scheme's schema (`p_<name>`)."""
+    params_class = get_rule(scheme).params_class
+    hints = typing.get_type_hints(params_class)
+    defaults = defaults_of(params_class)
+    attrs = {"params_class": params_class, SHOWN: forms.CharField(widget=forms.HiddenInput, required=False)}
+    for field in dataclasses.fields(params_class):
+        attrs[f"p_{field.name}"] = parameter_field(field, hints[field.name], defaults.get(field.name))
+    return type(f"PolicyForm_{scheme}", (PolicyForm,), attrs)
 
 
 class PresetForm(forms.Form):
@@ -62,46 +145,46 @@ class PaymentPolicyAdmin(ScopedAdmin):
     list_display = ("year", "scheme", "region", "name", "version", "status", "approved_by", "approved_at")
     list_filter = ("scheme", "year", "status")
     search_fields = ("name",)
-    readonly_fields = ("status", "approved_by", "approved_at", "parameter_help")
+    readonly_fields = ("status", "approved_by", "approved_at")
+    MAIN_FIELDS = ("scheme", "year", "region", "name", "version", "status", "approved_by", "approved_at")
     actions = ["approve_selected", "revise_selected", "propose_standards"]
     change_list_template = "settlement/admin/policy_change_list.html"
 
+    def _editable(self, request, obj):
+        return obj is None or self.has_change_permission(request, obj)
+
     def get_readonly_fields(self, request, obj=None):
-        if obj is not None and not self.has_change_permission(request, obj):
+        if not self._editable(request, obj):
             # An approved policy (or one out of write scope) is a record to read: its parameters
             # by their Chinese labels, never as JSON.
             return [f.name for f in PaymentPolicy._meta.fields if f.name != "parameters"] + ["parameter_table"]
-        return self.readonly_fields
+        # A policy's scheme is what its parameters are: fixed once the policy exists.
+        return self.readonly_fields + (("scheme",) if obj is not None else ())
 
     def get_fields(self, request, obj=None):
-        if obj is not None and not self.has_change_permission(request, obj):
+        if not self._editable(request, obj):
             return ["scheme", "year", "region", "name", "version", "status", "approved_by", "approved_at",
                     "parameter_table"]
         return super().get_fields(request, obj)
 
+    def get_fieldsets(self, request, obj=None):
+        fields = self.get_fields(request, obj)
+        parameters = [f for f in fields if f.startswith("p_")]
+        main = [f for f in self.MAIN_FIELDS if f in fields] + [
+            f for f in fields if f not in self.MAIN_FIELDS and not f.startswith("p_")]
+        if not parameters:
+            return [(None, {"fields": main})]
+        return [(None, {"fields": main}), ("政策参数", {"fields": parameters})]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        scheme = obj.scheme if obj is not None else (request.POST.get("scheme") or request.GET.get("scheme"))
+        if scheme in policy_schemes() and self._editable(request, obj):
+            kwargs["form"] = parameters_form(scheme)
+        return super().get_form(request, obj, change, **kwargs)
+
     @admin.display(description="政策参数")
     def parameter_table(self, obj):
         return render_to_string("settlement/parameter_table.html", {"rows": parameter_rows(obj.scheme, obj.parameters)})
-
-    @admin.display(description="参数说明")
-    def parameter_help(self, obj):
-        if obj is None or not obj.scheme:
-            return "—"
-        import dataclasses
-
-        rows = []
-        for field in dataclasses.fields(get_rule(obj.scheme).params_class):
-            meta = field.metadata
-            bounds = []
-            if meta.get("min") is not None:
-                bounds.append(f"≥{meta['min']}")
-            if meta.get("max") is not None:
-                bounds.append(f"≤{meta['max']}")
-            if meta.get("choices"):
-                bounds.append("可选：" + "、".join(map(str, meta["choices"])))
-            rows.append(format_html("<li>{}（JSON键 <code>{}</code>）{}</li>", field_label(field), field.name,
-                                    "：" + "，".join(bounds) if bounds else ""))
-        return format_html("<ul>{}</ul>", mark_safe("".join(rows)))
 
     @admin.action(description="审批所选支付政策", permissions=["approve"])
     def approve_selected(self, request, queryset):

@@ -23,6 +23,7 @@ from settlement.approval import Refused
 from . import simulation as sim
 from .base import get_rule
 from .models import SettlementRun
+from .param_forms import bounds_text, parameter_field
 from .params import field_label
 from .simulation_export import simulation_bytes
 from .simulation_models import Simulation, SimulationStatus
@@ -53,40 +54,6 @@ def signed_money(value):
 # --- the form --------------------------------------------------------------------------------
 
 
-def _bounds(meta):
-    parts = []
-    if meta.get("min") is not None:
-        parts.append(f"不小于{meta['min']}")
-    if meta.get("max") is not None:
-        parts.append(f"不大于{meta['max']}")
-    return "，".join(parts)
-
-
-def _param_field(field, hint, initial):
-    """A form field for one policy parameter, labelled and bounded from the parameter schema; the
-    values are validated by the service (params.from_json), the one check every door shares."""
-    meta = field.metadata
-    label = f"{field_label(field)}（{field.name}）"
-    help_text = _bounds(meta)
-    choices = meta.get("choices")
-    origin = typing.get_origin(hint)
-    if hint is bool:
-        return forms.BooleanField(label=label, required=False, initial=bool(initial))
-    if origin in (tuple, list, frozenset) and choices:
-        return forms.MultipleChoiceField(label=label, choices=[(c, c) for c in choices], initial=list(initial or []),
-                                         widget=forms.CheckboxSelectMultiple, required=False)
-    if choices:
-        return forms.ChoiceField(label=label, choices=[(c, c) for c in choices], initial=initial)
-    attrs = {"size": 12}
-    if meta.get("min") is not None:
-        attrs["data-min"] = str(meta["min"])
-    if meta.get("max") is not None:
-        attrs["data-max"] = str(meta["max"])
-    text = initial if isinstance(initial, str) else json.dumps(initial, ensure_ascii=False)
-    return forms.CharField(label=label, initial=text, help_text=help_text, required=False,
-                           widget=forms.TextInput(attrs=attrs))
-
-
 class SimulationForm(forms.Form):
     """The scheme's parameters prefilled with the run's policy values, the applicable factors, a note."""
 
@@ -100,7 +67,8 @@ class SimulationForm(forms.Form):
         for field in dataclasses.fields(rule.params_class):
             if field.name not in self.initial_parameters:
                 continue
-            self.fields[f"p_{field.name}"] = _param_field(field, hints[field.name], self.initial_parameters[field.name])
+            self.fields[f"p_{field.name}"] = parameter_field(field, hints[field.name], self.initial_parameters[field.name],
+                                                             label=f"{field_label(field)}（{field.name}）")
             self.parameter_names.append(field.name)
         self.factor_names = []
         for f in dataclasses.fields(sim.Factors):
@@ -108,7 +76,7 @@ class SimulationForm(forms.Form):
                 continue
             self.fields[f"f_{f.name}"] = forms.CharField(
                 label=f"{field_label(f)}（{f.name}_factor）", initial="1", required=False,
-                help_text=f"{_bounds(f.metadata)}；1为不调整", widget=forms.TextInput(attrs={"size": 8}),
+                help_text=f"{bounds_text(f.metadata)}；1为不调整", widget=forms.TextInput(attrs={"size": 8}),
             )
             self.factor_names.append(f.name)
         self.fields["note"] = forms.CharField(label="说明", max_length=200, required=False)

@@ -64,6 +64,17 @@ def from_json(params_class, data):
         raise ValidationError(f"政策参数不合理：{exc}") from None
 
 
+def parameter_value(field, hint, raw):
+    """One parameter's typed value from its JSON form (bounds and choices checked), or ValueError whose
+    message says in Chinese what is wrong, without naming the parameter (the caller's field does)."""
+    return _convert(hint, raw, field)
+
+
+def choice_label(field, choice):
+    """The Chinese label the schema gives a choice (`choice_labels`), else the choice itself."""
+    return field.metadata.get("choice_labels", {}).get(choice, choice)
+
+
 def _convert(hint, raw, field):
     value = _coerce(hint, raw)
     meta = field.metadata

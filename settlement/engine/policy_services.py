@@ -7,7 +7,7 @@ The commands only parse arguments and print; the admin or a task can call the sa
 - `approve_year` approves a year's drafts of one kind as a named city-bureau user.
 
 Provenance is derived, not stored: the parameters JSON holds values only, and a second "sources" map
-would go stale the moment the admin's JSON form edits the parameters. Instead a value equal to what
+would go stale the moment the admin's policy form edits the parameters. Instead a value equal to what
 the last loaded preset gives is 预设 (a key the preset names) or 默认 (a key it leaves to the
 defaults); any other value was set later, and the history row that last changed it says who and when.
 """
@@ -115,7 +115,7 @@ def _fields(params_class):
     return {f.name: f for f in dataclasses.fields(params_class)}
 
 
-def _from_text(hint, text):
+def text_value(hint, text):
     """A command-line word as the JSON value `from_json` expects for `hint`; from_json then validates it.
 
     Numbers stay strings (from_json reads Decimal and int from strings, never via float); what does
@@ -126,7 +126,7 @@ def _from_text(hint, text):
         if text.strip() == "" and type(None) in args:
             return None
         inner = [arg for arg in args if arg is not type(None)]
-        return _from_text(inner[0], text) if len(inner) == 1 else text
+        return text_value(inner[0], text) if len(inner) == 1 else text
     if hint is bool:
         word = text.strip().lower()
         if word in TRUE_WORDS:
@@ -164,8 +164,26 @@ def parse_assignments(params_class, assignments):
             raise Refused(f"未知参数“{name}”，可用参数：{valid}")
         if name in values:
             raise Refused(f"参数“{field_label(fields[name])}”（{name}）给出了不止一次")
-        values[name] = _from_text(hints.get(name, typing.Any), text)
+        values[name] = text_value(hints.get(name, typing.Any), text)
     return values
+
+
+def updated_parameters(params_class, stored, changes):
+    """`stored` with `changes` ({name: JSON value}) applied, the whole set validated (bounds, choices,
+    types, the scheme's own combination checks); Refused, with every problem, when it does not validate.
+
+    Only the changed keys take their normalised form; the others stay as they were stored. The one
+    step behind `policy set` and the admin's policy form, so both write the same JSON.
+    """
+    data = dict(stored or {})
+    data.update(changes)
+    try:
+        typed = from_json(params_class, data)
+    except ValidationError as exc:
+        raise Refused("；".join(exc.messages)) from None
+    normalised = to_json(typed)
+    data.update({name: normalised[name] for name in changes})
+    return data
 
 
 def set_parameters(scheme, year, region_code, assignments, user=None, reason=None):
@@ -193,16 +211,7 @@ def set_parameters(scheme, year, region_code, assignments, user=None, reason=Non
             refusal = write_refusal(policy, user)
             if refusal:
                 raise Refused(refusal)
-        data = dict(policy.parameters or {})
-        data.update(changes)
-        try:
-            typed = from_json(params_class, data)
-        except ValidationError as exc:
-            raise Refused("；".join(exc.messages)) from None
-        stored = to_json(typed)
-        # Only the named keys take their normalised form; the others stay as they were stored.
-        data.update({name: stored[name] for name in changes})
-        policy.parameters = data
+        policy.parameters = updated_parameters(params_class, policy.parameters, changes)
         policy._change_reason = _clip(reason or f"设置参数 {' '.join(assignments)}")
         if user is not None and user.pk:
             policy._history_user = user

@@ -168,10 +168,11 @@ def test_start_page_and_preset_loading(client, make_user, django_capture_on_comm
 def test_policy_form_rejects_bad_parameters_in_chinese(client, make_user, db):
     login(client, make_user("city"))
     response = client.post(reverse("admin:settlement_paymentpolicy_add"), {
-        "scheme": "capitation", "year": 2025, "name": "错误", "parameters": '{"retention": "1.5", "foo": 1}',
+        "scheme": "capitation", "year": 2025, "name": "错误", "p__shown": "1", "p_retention": "1.5",
+        "p_standard_valid_years": "两年",
     })
     page = response.content.decode()
-    assert response.status_code == 200 and "不能大于1" in page and "未知参数：foo" in page
+    assert response.status_code == 200 and "结余留用比例不能大于1" in page and "测算标准有效年数应为整数" in page
     assert not PaymentPolicy.objects.exists()
 
 

@@ -121,7 +121,12 @@ def test_claims_and_cases_split_cost_exactly(seeded, db):
     assert not OutpatientClaim.objects.exclude(total_cost=F("fund_paid") + F("personal_paid")).exists()
     assert not InpatientCase.objects.exclude(total_cost=F("fund_paid") + F("personal_paid")).exists()
     assert not InpatientCase.objects.filter(discharge_date__lt=F("admission_date")).exists()
-    assert not InpatientCase.objects.exclude(discharge_date__year=YEAR).exists()
+    # The demo year and, as the bureau's history, the year before it (settlement/demo/population.py).
+    assert set(InpatientCase.objects.dates("discharge_date", "year").values_list("discharge_date__year", flat=True)) \
+        == {YEAR - 1, YEAR}
+    assert not OutpatientClaim.objects.exclude(visit_date__year__in=(YEAR - 1, YEAR)).exists()
+    for year in (YEAR - 1, YEAR):
+        assert not OutpatientClaim.objects.filter(visit_date__year=year).exclude(serial__regex=rf"^(MZ|SW|JC..){year}").exists()
     assert set(OutpatientClaim.objects.values_list("visit_type", flat=True)) == set(VisitType.values)
     assert OutpatientClaim.objects.filter(referral=True).exists()
     assert OutpatientClaim.objects.exclude(institution__county=F("person__county")).exists()
@@ -209,3 +214,73 @@ def test_drg_analysis_of_the_demo_shows_a_spread_of_institutions(seeded, db):
     costs = [r.cost_index for r in rows]
     assert len(rows) >= 5
     assert max(cmis) - min(cmis) > Decimal("0.3") and max(costs) - min(costs) > Decimal("0.2")
+
+
+def whole(value):
+    return Decimal(value).quantize(Decimal("1"), rounding="ROUND_HALF_UP")
+
+
+def test_demo_year_standards_are_the_cesuan_of_the_previous_year_not_of_its_own(seeded, db):
+    """Issue 12: the demo year's standards come from the 测算 of its history year, as a bureau's would."""
+    from django.db.models import Sum
+
+    from settlement.engine.drg_calibration import CHANGE_REASON, preview
+    from settlement.engine.schemes.alliance_budget import actual_by_alliance
+    from settlement.engine.schemes.capitation import history_per_class
+    from settlement.models import BedDayQuota, DiseaseStandard, DrgGroup, SpecialStandard
+
+    # Capitation: every 普通门诊 standard is last year's Σ 统筹支付 × 12 ÷ person-months, to whole 元 …
+    standards = {(s.insurance_type, s.age_band): s.amount
+                 for s in CapitationStandard.objects.filter(year=YEAR, disease__isnull=True)}
+    last_year, _ = history_per_class(YEAR - 1, disease_visit_types=(VisitType.CHRONIC.value,))
+    this_year, _ = history_per_class(YEAR, disease_visit_types=(VisitType.CHRONIC.value,))
+    assert standards == {k: whole(fund * 12 / pm) for k, (pm, fund) in last_year.items()}
+    # … which is not what the demo year's own spending would give (the old shortcut).
+    assert standards != {k: whole(fund * 12 / pm) for k, (pm, fund) in this_year.items()}
+
+    # DRG: the year's catalogue is the adopted 测算 of the cases before it, recorded as such by the city user.
+    proposals = {row.code: row.proposal for row in preview(YEAR)}
+    groups = {g.code: g for g in DrgGroup.objects.filter(year=YEAR)}
+    assert proposals and set(proposals) <= set(groups)
+    for code, proposal in proposals.items():
+        assert (groups[code].base_points, groups[code].average_cost) == (proposal.base_points, proposal.average_cost)
+    record = DrgGroup.history.filter(year=YEAR).first()
+    assert record.history_change_reason == CHANGE_REASON and record.history_user.username == "demo"
+    # … and last year's was the published catalogue the history was settled under.
+    assert DrgGroup.objects.get(year=YEAR - 1, code="GD19").average_cost == Decimal("11000.00")
+
+    # Bed-day quota: last year's 统筹支付 per bed day (a same-day stay counts one), per level and category.
+    for quota in BedDayQuota.objects.filter(year=YEAR):
+        cases = InpatientCase.objects.filter(discharge_date__year=YEAR - 1, bed_day_category=quota.category,
+                                             institution__level=quota.level)
+        if not cases.exists():
+            continue
+        days = sum(max(1, (c.discharge_date - c.admission_date).days) for c in cases)
+        assert quota.amount == whole(cases.aggregate(s=Sum("fund_paid"))["s"] / days), quota
+    # Per-disease standard: last year's average cost of a stay of the disease (with its operation) at the level.
+    checked = 0
+    for standard in DiseaseStandard.objects.filter(year=YEAR).select_related("disease"):
+        cases = InpatientCase.objects.filter(
+            discharge_date__year=YEAR - 1, bed_day_category="", principal_diagnosis=standard.disease.code,
+            main_operation=standard.main_operation, institution__level=standard.level)
+        if cases.exists():
+            total = cases.aggregate(s=Sum("total_cost"))["s"]
+            assert standard.amount == whole(total / cases.count()), standard
+            checked += 1
+    assert checked
+
+    # 二类门特: S_d = h_d × B / Σ h_d·N_d, so Σ S_d × N_d over the year's designations is B, up to ½ 分 per head.
+    budget = Budget.objects.get(year=YEAR, scheme="special_outpatient").amount
+    planned = dict(SpecialDesignation.objects.filter(year=YEAR).values_list("disease__code")
+                   .annotate(n=Count("id")).values_list("disease__code", "n"))
+    amounts = dict(SpecialStandard.objects.filter(year=YEAR).values_list("disease__code", "amount"))
+    assert set(SpecialStandard.objects.filter(year=YEAR).values_list("status", flat=True)) == {"已审批"}
+    assert abs(sum(amounts[code] * n for code, n in planned.items()) - budget) <= Decimal("0.005") * sum(planned.values())
+
+    # Alliance budget: the residents' row is last year's A moved by at most 6%, to 100 元; employees' is 0.
+    spent = actual_by_alliance(YEAR - 1, list(Alliance.objects.values_list("pk", flat=True)))
+    for alliance in Alliance.objects.all():
+        rows = dict(Budget.objects.filter(year=YEAR, scheme="alliance_budget", unit_code=alliance.code)
+                    .values_list("insurance_type", "amount"))
+        assert rows["职工"] == 0
+        assert spent[alliance.pk] * Decimal("0.96") - 50 <= rows["居民"] <= spent[alliance.pk] * Decimal("1.06") + 50

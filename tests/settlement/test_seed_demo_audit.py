@@ -61,8 +61,10 @@ def test_planted_amounts(db_access):
     assert {f.amount for f in planted("DUP01")} == {D("195.00")}  # 300 × 65%
     assert {f.amount for f in planted("FRQ01")} == {D("130.00")}  # the 11th visit: 200 × 65%
     assert {f.amount for f in planted("FRQ02")} == {D("292.50")}  # 3 × 150 × 65%
+    # 3.5 × the group's 病组均次费用 taken to whole 元 (the demo's catalogue is a 测算, not whole 元), to whole
+    # 元, less the average itself.
     average = DrgGroup.objects.get(year=YEAR, code="GD19").average_cost
-    assert {f.amount for f in planted("HIC01")} == {(average * D("3.5")).quantize(D("1")) - average}
+    assert {f.amount for f in planted("HIC01")} == {(average.quantize(D("1")) * D("3.5")).quantize(D("1")) - average}
 
 
 def test_planted_rows_are_paid_as_the_benefit_table_says(db_access):

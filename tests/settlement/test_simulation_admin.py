@@ -47,6 +47,8 @@ def test_run_page_offers_simulate_and_the_form_is_prefilled_from_the_policy(clie
     assert "结余留用比例（retention）" in form and "不小于0，不大于1" in form
     assert re.search(r'name="p_retention"[^>]*value="0.85"', form)
     assert "计入实际支出的门诊类型（visit_types）" in form and 'value="慢病门诊"' in form
+    # A choice by its Chinese label (the same field builder as the policy form, settlement/engine/param_forms.py)
+    assert '<option value="add_all" selected>各病种标准逐项叠加</option>' in form
     # Only the factors that apply to capitation (standards), labelled.
     assert "标准调整系数（standards_factor）" in form and "f_budget" not in form and "f_base_points" not in form
 

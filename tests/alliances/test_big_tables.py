@@ -232,3 +232,61 @@ def test_a_hospital_searching_another_institution_gets_nothing_at_once(client, m
         assert listed_serials(client.get(url, {"q": "H33050300001"})) == []
     # No query asks the claims table for that institution: the answer is known from the scope.
     assert not any(f'"institution_id" IN ({far.pk})' in q["sql"] for q in queries.captured_queries)
+
+
+def reads_claim_rows(queries):
+    """Queries on the claims table other than the period filter's MIN/MAX of the visit date."""
+    return [q["sql"] for q in queries.captured_queries
+            if '"settlement_outpatientclaim"' in q["sql"] and "MIN(" not in q["sql"].upper()]
+
+
+def test_a_county_searching_another_countys_institution_gets_nothing_at_once(client, make_user, world):
+    inst, far, people = world
+    mine = claim(inst, people[0], "MZ001", datetime.date(2025, 1, 5))
+    claim(far, people[3], "MZ003", datetime.date(2025, 1, 7))
+    client.force_login(make_user("county", "330502"))
+    url = reverse("admin:settlement_outpatientclaim_changelist")
+    with CaptureQueriesContext(connection) as queries:
+        assert listed_serials(client.get(url, {"q": "H33050300001"})) == []
+    assert not reads_claim_rows(queries)
+    with CaptureQueriesContext(connection) as queries:
+        assert listed_serials(client.get(url, {"q": "330503"})) == []  # another county's code: the same
+    assert not reads_claim_rows(queries)
+    assert listed_serials(client.get(url, {"q": "H33050200001"})) == [mine.serial]
+    assert listed_serials(client.get(url, {"q": "330502"})) == [mine.serial]
+    assert listed_serials(client.get(url, {"q": "MZ003"})) == []  # the serial probes only its own institutions
+    assert listed_serials(client.get(url, {"q": "MZ001"})) == [mine.serial]
+
+
+def test_a_person_treated_in_the_county_is_found_by_id_whatever_county_insures_them(client, make_user, world):
+    """The person is not the claim's scope: an ID number from another county still finds the claims
+    the county may see (a claim is the county's by its institution)."""
+    inst, far, people = world
+    visiting = claim(inst, people[3], "MZ004", datetime.date(2025, 1, 8))  # 李四 is insured in 330503
+    claim(far, people[3], "MZ005", datetime.date(2025, 1, 9))
+    client.force_login(make_user("county", "330502"))
+    url = reverse("admin:settlement_outpatientclaim_changelist")
+    assert listed_serials(client.get(url, {"q": people[3].id_number})) == [visiting.serial]
+
+
+def test_a_county_reads_its_claims_by_their_own_institution_column(client, make_user, world, other_county):
+    """The county scope is a list of the county's institutions on the claims' own column, never a
+    join to the institutions (the planner then reads deep pages by the primary key)."""
+    inst, far, people = world
+    second = factories.institution(county=inst.county, code="H33050200002")
+    moved = factories.institution(county=other_county, code="H33050300002")
+    claim(inst, people[0], "MZ001", datetime.date(2025, 1, 5))
+    claim(second, people[1], "MZ002", datetime.date(2025, 1, 6))
+    claim(far, people[3], "MZ003", datetime.date(2025, 1, 7))
+    claim(moved, people[3], "MZ004", datetime.date(2025, 1, 8))
+    client.force_login(make_user("county", "330502"))
+    url = reverse("admin:settlement_outpatientclaim_changelist")
+    with CaptureQueriesContext(connection) as queries:
+        assert set(listed_serials(client.get(url))) == {"MZ001", "MZ002"}
+    keys = [q["sql"] for q in queries.captured_queries
+            if q["sql"].startswith('SELECT "settlement_outpatientclaim"."id" AS "pk" FROM') and "LIMIT 51" in q["sql"]]
+    assert keys and all("JOIN" not in sql for sql in keys), keys
+    # An institution that joins the county is the county's from the next request on.
+    moved.county = inst.county
+    moved.save()
+    assert set(listed_serials(client.get(url))) == {"MZ001", "MZ002", "MZ004"}

@@ -4,7 +4,8 @@ table and batch of months, never a loop over claims or cases.
 Three doors, one code path:
 - every import that lands claims or cases refreshes the months it touched, inside its own landing
   transaction (settlement.imports.services → `LandedMonths`), so a rolled-back import changes
-  no aggregate either;
+  no aggregate either; it reads those months' claims and cases once, into temporary tables
+  (`_stage_months`), and groups them from there;
 - a change or delete of a claim or case through the admin refreshes the months of its old and new
   dates (`refresh_dates`, called by settlement.admin);
 - `manage.py rebuild_kpi_aggregates --year Y` (and the Celery task `rebuild_kpi_aggregates_task`)
@@ -47,7 +48,7 @@ _PROVIDER_PARTS = """
            COUNT(*) FILTER (WHERE c.referral) AS referrals,
            0 AS cases, 0 AS case_total, 0 AS case_personal, 0 AS transfers,
            0 AS bed_day_cases, 0 AS bed_days, 0 AS bed_day_total
-      FROM settlement_outpatientclaim c {claim_join}
+      FROM {claims} c {claim_join}
      WHERE c.visit_date BETWEEN %(first)s AND %(last)s
        AND EXTRACT(MONTH FROM c.visit_date)::int = ANY(%(months)s)
      GROUP BY 1, 2
@@ -58,17 +59,17 @@ _PROVIDER_PARTS = """
            COUNT(*) FILTER (WHERE k.bed_day_category <> ''),
            COALESCE(SUM(""" + STAY_DAYS + """) FILTER (WHERE k.bed_day_category <> ''), 0),
            COALESCE(SUM(k.total_cost) FILTER (WHERE k.bed_day_category <> ''), 0)
-      FROM settlement_inpatientcase k {case_join}
+      FROM {cases} k {case_join}
      WHERE k.discharge_date BETWEEN %(first)s AND %(last)s
        AND EXTRACT(MONTH FROM k.discharge_date)::int = ANY(%(months)s)
      GROUP BY 1, 2
 """
 _MEMBER_ON = "JOIN alliances_membership m ON m.institution_id = {t}.institution_id AND m.joined_on <= {t}.{day} " \
              "AND (m.left_on IS NULL OR m.left_on >= {t}.{day})"
-_PROVIDER_SQL = {
-    ProviderLevel.INSTITUTION: _PROVIDER_PARTS.format(
+_PROVIDER_SQL = {  # {claims} and {cases} left for _refresh_months: the tables, or the staged months
+    ProviderLevel.INSTITUTION: _PROVIDER_PARTS.replace("{claims}", "{{claims}}").replace("{cases}", "{{cases}}").format(
         unit="c.institution_id", claim_join="", case_unit="k.institution_id", case_join=""),
-    ProviderLevel.ALLIANCE: _PROVIDER_PARTS.format(
+    ProviderLevel.ALLIANCE: _PROVIDER_PARTS.replace("{claims}", "{{claims}}").replace("{cases}", "{{cases}}").format(
         unit="m.alliance_id", claim_join=_MEMBER_ON.format(t="c", day="visit_date"),
         case_unit="m.alliance_id", case_join=_MEMBER_ON.format(t="k", day="discharge_date")),
 }
@@ -81,7 +82,7 @@ _POPULATION_PARTS = """
            COUNT(*) AS visits, 0 AS stays,
            COALESCE(SUM(c.fund_paid) FILTER (WHERE c.visit_type = %(general)s AND w.insurance_type = %(resident)s), 0)
                AS resident_general_fund
-      FROM settlement_outpatientclaim c JOIN {who} w ON w.person_id = c.person_id
+      FROM {claims} c JOIN {who} w ON w.person_id = c.person_id
       JOIN alliances_institution i ON i.id = c.institution_id
      WHERE c.visit_date BETWEEN %(first)s AND %(last)s
        AND EXTRACT(MONTH FROM c.visit_date)::int = ANY(%(months)s) AND w.unit_id IS NOT NULL
@@ -89,7 +90,7 @@ _POPULATION_PARTS = """
     UNION ALL
     SELECT w.unit_id, EXTRACT(MONTH FROM k.discharge_date)::int,
            COALESCE(i.county_id = w.county_id, false), i.level = ANY(%(primary)s), 0, COUNT(*), 0
-      FROM settlement_inpatientcase k JOIN {who} w ON w.person_id = k.person_id
+      FROM {cases} k JOIN {who} w ON w.person_id = k.person_id
       JOIN alliances_institution i ON i.id = k.institution_id
      WHERE k.discharge_date BETWEEN %(first)s AND %(last)s
        AND EXTRACT(MONTH FROM k.discharge_date)::int = ANY(%(months)s) AND w.unit_id IS NOT NULL
@@ -125,10 +126,41 @@ def _load_coverage(cursor, year):
     cursor.execute(f"ANALYZE {COVERAGE_TABLE}")
 
 
-def _refresh_months(cursor, year, months):
+CLAIMS_TABLE, CASES_TABLE = "settlement_outpatientclaim", "settlement_inpatientcase"
+STAGED_CLAIMS, STAGED_CASES = "kpi_month_claims", "kpi_month_cases"
+
+
+def _stage_months(cursor, params):
+    """The chosen months' claims and cases, the columns the aggregates read, read once each into
+    temporary tables. A month's claims lie all over the claims table (a city's 800,000 of them on
+    nearly every page of 10 million rows): each grouped statement reading them again from the table
+    read the whole table again, four times per refresh."""
+    for staged, table, day, columns in (
+        (STAGED_CLAIMS, CLAIMS_TABLE, "visit_date",
+         "institution_id, person_id, visit_date, visit_type, total_cost, personal_paid, fund_paid, referral"),
+        (STAGED_CASES, CASES_TABLE, "discharge_date",
+         "institution_id, person_id, admission_date, discharge_date, total_cost, personal_paid, transferred, "
+         "bed_day_category"),
+    ):
+        cursor.execute(f"DROP TABLE IF EXISTS {staged}")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {staged} ON COMMIT DROP AS SELECT {columns} FROM {table} "
+            f"WHERE {day} BETWEEN %(first)s AND %(last)s AND EXTRACT(MONTH FROM {day})::int = ANY(%(months)s)",
+            params,
+        )
+        cursor.execute(f"ANALYZE {staged}")
+
+
+def _refresh_months(cursor, year, months, staged=True):
+    """Rewrite the month rows of (year, months). `staged`: read the months' claims and cases once
+    into temporary tables first (a refresh of a few months after an import or an admin change);
+    a whole year's rebuild reads the tables themselves, one scan per statement."""
     params = _params(year, months)
     cursor.execute("DELETE FROM settlement_kpiprovidermonth WHERE year = %(year)s AND month = ANY(%(months)s)", params)
     cursor.execute("DELETE FROM settlement_kpipopulationmonth WHERE year = %(year)s AND month = ANY(%(months)s)", params)
+    if staged:
+        _stage_months(cursor, params)
+    tables = {"claims": STAGED_CLAIMS if staged else CLAIMS_TABLE, "cases": STAGED_CASES if staged else CASES_TABLE}
     for level, parts in _PROVIDER_SQL.items():
         cursor.execute(
             f"""INSERT INTO settlement_kpiprovidermonth
@@ -137,7 +169,7 @@ def _refresh_months(cursor, year, months):
                 SELECT %(year)s, month, %(level)s, unit_id, SUM(claims), SUM(claim_total), SUM(claim_personal),
                        SUM(referrals), SUM(cases), SUM(case_total), SUM(case_personal), SUM(transfers),
                        SUM(bed_day_cases), SUM(bed_days), SUM(bed_day_total), 0, 0
-                  FROM ({parts}) p GROUP BY month, unit_id""",
+                  FROM ({parts.format(**tables)}) p GROUP BY month, unit_id""",
             {**params, "level": level.value},
         )
     _refresh_disease_exits(cursor, params)
@@ -148,9 +180,11 @@ def _refresh_months(cursor, year, months):
                        (year, month, basis, unit_id, in_county, "primary", visits, stays, resident_general_fund)
                 SELECT %(year)s, month, %(basis)s, unit_id, in_county, is_primary, SUM(visits), SUM(stays),
                        SUM(resident_general_fund)
-                  FROM ({_POPULATION_PARTS.format(who=who)}) p GROUP BY month, unit_id, in_county, is_primary""",
+                  FROM ({_POPULATION_PARTS.format(who=who, **tables)}) p GROUP BY month, unit_id, in_county, is_primary""",
             {**params, "basis": basis.value},
         )
+    if staged:
+        cursor.execute(f"DROP TABLE {STAGED_CLAIMS}, {STAGED_CASES}")
 
 
 _PROVIDER_COLUMNS = ("claims", "claim_total", "claim_personal", "referrals", "cases", "case_total", "case_personal",
@@ -238,7 +272,7 @@ def rebuild_year(year):
     """Every aggregate of the year, from scratch; returns the seconds it took."""
     started = time.monotonic()
     with transaction.atomic(), connection.cursor() as cursor:
-        _refresh_months(cursor, year, range(1, 13))
+        _refresh_months(cursor, year, range(1, 13), staged=False)
         _refresh_year_figures(cursor, year)
         seconds = Decimal(str(round(time.monotonic() - started, 2)))
         KpiAggregateYear.objects.update_or_create(year=year, defaults={"built_at": timezone.now(), "seconds": seconds})

@@ -74,33 +74,42 @@ _PROVIDER_SQL = {  # {claims} and {cases} left for _refresh_months: the tables, 
         case_unit="m.alliance_id", case_join=_MEMBER_ON.format(t="k", day="discharge_date")),
 }
 
-# Claims and cases of the chosen months, as population rows of the treated person's county or
-# covering alliance: `who` is a relation with person_id, county_id, insurance_type and unit_id.
+# Claims and cases of the chosen months, as population rows of both bases in one pass: the treated
+# person's county (every person) and covering alliance (the coverage table; a person without one has
+# no alliance row). The coverage row's county and insurance type are the person's own, so "in the
+# county" and the resident's fund read the same for both; GROUPING SETS groups the joined rows twice.
+# (One coverage row per person: an institution is in one alliance at a time, Membership.clean.)
 _POPULATION_PARTS = """
-    SELECT w.unit_id, EXTRACT(MONTH FROM c.visit_date)::int AS month,
-           COALESCE(i.county_id = w.county_id, false) AS in_county, i.level = ANY(%(primary)s) AS is_primary,
+    SELECT EXTRACT(MONTH FROM c.visit_date)::int AS month, GROUPING(p.county_id) = 1 AS by_alliance,
+           COALESCE(p.county_id, w.alliance_id) AS unit_id,
+           COALESCE(i.county_id = p.county_id, false) AS in_county, i.level = ANY(%(primary)s) AS is_primary,
            COUNT(*) AS visits, 0 AS stays,
-           COALESCE(SUM(c.fund_paid) FILTER (WHERE c.visit_type = %(general)s AND w.insurance_type = %(resident)s), 0)
+           COALESCE(SUM(c.fund_paid) FILTER (WHERE c.visit_type = %(general)s AND p.insurance_type = %(resident)s), 0)
                AS resident_general_fund
-      FROM {claims} c JOIN {who} w ON w.person_id = c.person_id
+      FROM {claims} c JOIN contracts_insuredperson p ON p.id = c.person_id
+      LEFT JOIN """ + COVERAGE_TABLE + """ w ON w.person_id = c.person_id
       JOIN alliances_institution i ON i.id = c.institution_id
      WHERE c.visit_date BETWEEN %(first)s AND %(last)s
-       AND EXTRACT(MONTH FROM c.visit_date)::int = ANY(%(months)s) AND w.unit_id IS NOT NULL
-     GROUP BY 1, 2, 3, 4
+       AND EXTRACT(MONTH FROM c.visit_date)::int = ANY(%(months)s)
+     GROUP BY GROUPING SETS (
+         (EXTRACT(MONTH FROM c.visit_date)::int, p.county_id, COALESCE(i.county_id = p.county_id, false),
+          i.level = ANY(%(primary)s)),
+         (EXTRACT(MONTH FROM c.visit_date)::int, w.alliance_id, COALESCE(i.county_id = p.county_id, false),
+          i.level = ANY(%(primary)s)))
     UNION ALL
-    SELECT w.unit_id, EXTRACT(MONTH FROM k.discharge_date)::int,
-           COALESCE(i.county_id = w.county_id, false), i.level = ANY(%(primary)s), 0, COUNT(*), 0
-      FROM {cases} k JOIN {who} w ON w.person_id = k.person_id
+    SELECT EXTRACT(MONTH FROM k.discharge_date)::int, GROUPING(p.county_id) = 1, COALESCE(p.county_id, w.alliance_id),
+           COALESCE(i.county_id = p.county_id, false), i.level = ANY(%(primary)s), 0, COUNT(*), 0
+      FROM {cases} k JOIN contracts_insuredperson p ON p.id = k.person_id
+      LEFT JOIN """ + COVERAGE_TABLE + """ w ON w.person_id = k.person_id
       JOIN alliances_institution i ON i.id = k.institution_id
      WHERE k.discharge_date BETWEEN %(first)s AND %(last)s
-       AND EXTRACT(MONTH FROM k.discharge_date)::int = ANY(%(months)s) AND w.unit_id IS NOT NULL
-     GROUP BY 1, 2, 3, 4
+       AND EXTRACT(MONTH FROM k.discharge_date)::int = ANY(%(months)s)
+     GROUP BY GROUPING SETS (
+         (EXTRACT(MONTH FROM k.discharge_date)::int, p.county_id, COALESCE(i.county_id = p.county_id, false),
+          i.level = ANY(%(primary)s)),
+         (EXTRACT(MONTH FROM k.discharge_date)::int, w.alliance_id, COALESCE(i.county_id = p.county_id, false),
+          i.level = ANY(%(primary)s)))
 """
-_POPULATION_WHO = {
-    PopulationBasis.COUNTY: "(SELECT id AS person_id, county_id, insurance_type, county_id AS unit_id "
-                            "FROM contracts_insuredperson)",
-    PopulationBasis.ALLIANCE: f"(SELECT person_id, county_id, insurance_type, alliance_id AS unit_id FROM {COVERAGE_TABLE})",
-}
 
 
 def _params(year, months):
@@ -174,15 +183,16 @@ def _refresh_months(cursor, year, months, staged=True):
         )
     _refresh_disease_exits(cursor, params)
     _load_coverage(cursor, year)
-    for basis, who in _POPULATION_WHO.items():
-        cursor.execute(
-            f"""INSERT INTO settlement_kpipopulationmonth
-                       (year, month, basis, unit_id, in_county, "primary", visits, stays, resident_general_fund)
-                SELECT %(year)s, month, %(basis)s, unit_id, in_county, is_primary, SUM(visits), SUM(stays),
-                       SUM(resident_general_fund)
-                  FROM ({_POPULATION_PARTS.format(who=who, **tables)}) p GROUP BY month, unit_id, in_county, is_primary""",
-            {**params, "basis": basis.value},
-        )
+    cursor.execute(
+        f"""INSERT INTO settlement_kpipopulationmonth
+                   (year, month, basis, unit_id, in_county, "primary", visits, stays, resident_general_fund)
+            SELECT %(year)s, month, CASE WHEN by_alliance THEN %(alliance)s ELSE %(county)s END, unit_id, in_county,
+                   is_primary, SUM(visits), SUM(stays), SUM(resident_general_fund)
+              FROM ({_POPULATION_PARTS.format(**tables)}) p
+             WHERE unit_id IS NOT NULL
+             GROUP BY month, by_alliance, unit_id, in_county, is_primary""",
+        {**params, "county": PopulationBasis.COUNTY.value, "alliance": PopulationBasis.ALLIANCE.value},
+    )
     if staged:
         cursor.execute(f"DROP TABLE {STAGED_CLAIMS}, {STAGED_CASES}")
 

@@ -49,8 +49,7 @@ _PROVIDER_PARTS = """
            0 AS cases, 0 AS case_total, 0 AS case_personal, 0 AS transfers,
            0 AS bed_day_cases, 0 AS bed_days, 0 AS bed_day_total
       FROM {claims} c {claim_join}
-     WHERE c.visit_date BETWEEN %(first)s AND %(last)s
-       AND EXTRACT(MONTH FROM c.visit_date)::int = ANY(%(months)s)
+     WHERE {claim_months}
      GROUP BY 1, 2
     UNION ALL
     SELECT {case_unit}, EXTRACT(MONTH FROM k.discharge_date)::int,
@@ -60,16 +59,24 @@ _PROVIDER_PARTS = """
            COALESCE(SUM(""" + STAY_DAYS + """) FILTER (WHERE k.bed_day_category <> ''), 0),
            COALESCE(SUM(k.total_cost) FILTER (WHERE k.bed_day_category <> ''), 0)
       FROM {cases} k {case_join}
-     WHERE k.discharge_date BETWEEN %(first)s AND %(last)s
-       AND EXTRACT(MONTH FROM k.discharge_date)::int = ANY(%(months)s)
+     WHERE {case_months}
      GROUP BY 1, 2
 """
 _MEMBER_ON = "JOIN alliances_membership m ON m.institution_id = {t}.institution_id AND m.joined_on <= {t}.{day} " \
              "AND (m.left_on IS NULL OR m.left_on >= {t}.{day})"
-_PROVIDER_SQL = {  # {claims} and {cases} left for _refresh_months: the tables, or the staged months
-    ProviderLevel.INSTITUTION: _PROVIDER_PARTS.replace("{claims}", "{{claims}}").replace("{cases}", "{{cases}}").format(
+_LATE = ("claims", "cases", "claim_months", "case_months")  # filled by _refresh_months (_sources)
+
+
+def _keep_late(template):
+    for name in _LATE:
+        template = template.replace(f"{{{name}}}", f"{{{{{name}}}}}")
+    return template
+
+
+_PROVIDER_SQL = {
+    ProviderLevel.INSTITUTION: _keep_late(_PROVIDER_PARTS).format(
         unit="c.institution_id", claim_join="", case_unit="k.institution_id", case_join=""),
-    ProviderLevel.ALLIANCE: _PROVIDER_PARTS.replace("{claims}", "{{claims}}").replace("{cases}", "{{cases}}").format(
+    ProviderLevel.ALLIANCE: _keep_late(_PROVIDER_PARTS).format(
         unit="m.alliance_id", claim_join=_MEMBER_ON.format(t="c", day="visit_date"),
         case_unit="m.alliance_id", case_join=_MEMBER_ON.format(t="k", day="discharge_date")),
 }
@@ -89,8 +96,7 @@ _POPULATION_PARTS = """
       FROM {claims} c JOIN contracts_insuredperson p ON p.id = c.person_id
       LEFT JOIN """ + COVERAGE_TABLE + """ w ON w.person_id = c.person_id
       JOIN alliances_institution i ON i.id = c.institution_id
-     WHERE c.visit_date BETWEEN %(first)s AND %(last)s
-       AND EXTRACT(MONTH FROM c.visit_date)::int = ANY(%(months)s)
+     WHERE {claim_months}
      GROUP BY GROUPING SETS (
          (EXTRACT(MONTH FROM c.visit_date)::int, p.county_id, COALESCE(i.county_id = p.county_id, false),
           i.level = ANY(%(primary)s)),
@@ -102,8 +108,7 @@ _POPULATION_PARTS = """
       FROM {cases} k JOIN contracts_insuredperson p ON p.id = k.person_id
       LEFT JOIN """ + COVERAGE_TABLE + """ w ON w.person_id = k.person_id
       JOIN alliances_institution i ON i.id = k.institution_id
-     WHERE k.discharge_date BETWEEN %(first)s AND %(last)s
-       AND EXTRACT(MONTH FROM k.discharge_date)::int = ANY(%(months)s)
+     WHERE {case_months}
      GROUP BY GROUPING SETS (
          (EXTRACT(MONTH FROM k.discharge_date)::int, p.county_id, COALESCE(i.county_id = p.county_id, false),
           i.level = ANY(%(primary)s)),
@@ -160,16 +165,35 @@ def _stage_months(cursor, params):
         cursor.execute(f"ANALYZE {staged}")
 
 
+def _sources(staged):
+    """Where the grouped statements read the months' claims and cases: the staged tables hold exactly
+    those months (no condition, so the planner counts their rows right: a condition repeated on them
+    made it guess 4,000 rows for 800,000 and probe the persons one by one), or the tables themselves."""
+    if staged:
+        return {"claims": STAGED_CLAIMS, "cases": STAGED_CASES, "claim_months": "true", "case_months": "true"}
+    return {
+        "claims": CLAIMS_TABLE, "cases": CASES_TABLE,
+        "claim_months": "c.visit_date BETWEEN %(first)s AND %(last)s "
+                        "AND EXTRACT(MONTH FROM c.visit_date)::int = ANY(%(months)s)",
+        "case_months": "k.discharge_date BETWEEN %(first)s AND %(last)s "
+                       "AND EXTRACT(MONTH FROM k.discharge_date)::int = ANY(%(months)s)",
+    }
+
+
 def _refresh_months(cursor, year, months, staged=True):
     """Rewrite the month rows of (year, months). `staged`: read the months' claims and cases once
     into temporary tables first (a refresh of a few months after an import or an admin change);
     a whole year's rebuild reads the tables themselves, one scan per statement."""
     params = _params(year, months)
+    for month in params["months"]:
+        # One refresh of a month at a time (an import and an admin delete at once): the second waits
+        # for the first to commit, then deletes what it wrote, instead of failing on the unique key.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"kpi_month:{year}-{month}"])
     cursor.execute("DELETE FROM settlement_kpiprovidermonth WHERE year = %(year)s AND month = ANY(%(months)s)", params)
     cursor.execute("DELETE FROM settlement_kpipopulationmonth WHERE year = %(year)s AND month = ANY(%(months)s)", params)
     if staged:
         _stage_months(cursor, params)
-    tables = {"claims": STAGED_CLAIMS if staged else CLAIMS_TABLE, "cases": STAGED_CASES if staged else CASES_TABLE}
+    tables = _sources(staged)
     for level, parts in _PROVIDER_SQL.items():
         cursor.execute(
             f"""INSERT INTO settlement_kpiprovidermonth

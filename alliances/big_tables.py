@@ -2,7 +2,8 @@
 
 What makes the stock admin slow there, and what replaces it:
 - a COUNT(*) of the filtered rows on every page → `UncountedPaginator` reads only the page asked for
-  and one row more, so a page says 第 N 页 and whether there is a next one, never a total;
+  and one row more, so a page says 第 N 页 and whether there is a next one, never a total; its
+  下一页 link carries the last row's key, so a deep page is read after it, not past every row before;
 - `date_hierarchy`, a DISTINCT over every date of the table → `PeriodFilter`, a year/month filter on
   the indexed date column whose choices come from the column's MIN and MAX (two index probes);
 - one OR over several joined columns per search → `ShapeSearchMixin`: a search term picks the one

@@ -445,6 +445,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=1, help="每项测几次，取最好成绩（机器上有别的负载时）")
     parser.add_argument("--skip-die", action="store_true", help="不测 django-import-export（它最慢）")
     parser.add_argument("--city", action="store_true", help="导入到城市规模数据的副本中（不清空门诊结算记录，见说明）")
+    parser.add_argument("--kind", action="append", choices=["portal", "die", "copy", "floor"],
+                        help="只测这几类（可重复）：portal 平台导入、die、copy 原始COPY、floor 同约束COPY")
     args = parser.parse_args()
     if args.child:
         child(*args.child)
@@ -466,8 +468,9 @@ def main():
         (f"原始 COPY csv（{CSV_ROWS:,}行，无校验无索引）", "copy", csv_path, True),
         (f"COPY 到同约束同索引同外键的表（{CSV_ROWS:,}行）", "floor", floor_file(csv_path), True),
     ]
+    floor_label, csv_label = cases[-1][0], cases[1][0]
+    cases = [case for case in cases if not args.kind or case[1] in args.kind]
     best = {}
-    floor_label = cases[-1][0]
     for _ in range(args.repeat):
         for label, kind, path, fresh in cases:
             figures = run_child(label, kind, path, fresh)
@@ -477,7 +480,7 @@ def main():
         print(f"最好成绩（{args.repeat}次中）：")
         for label, (rate, peak_mb) in best.items():
             print(f"  {label:<44} {rate:>10,.0f} 行/s  峰值内存 {peak_mb:>6.0f} MB")
-    portal_csv = best.get(cases[1][0])
+    portal_csv = best.get(csv_label)
     if portal_csv and floor_label in best:
         print(f"平台导入 csv 的速度是同完整性 COPY 的 {portal_csv[0] / best[floor_label][0]:.0%}（后者不校验、不查范围、不写历史）")
     if CITY:

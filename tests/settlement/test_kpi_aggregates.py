@@ -214,6 +214,21 @@ def test_a_staged_month_refresh_writes_the_rows_a_rebuild_writes(city):
         assert cursor.fetchone()[0] == 0
 
 
+def test_a_file_uploaded_again_unchanged_refreshes_no_month(city, tmp_path):
+    for year in YEARS:  # 2024 too: the growth figures read the year before
+        rebuild_year(year)
+    person = city["persons"][1]
+    rows = [[f"SAME{n}", person.id_number, "H33050200001", "2025-03-10", "普通门诊", "", "120.00", "80.00", "40.00", "否"]
+            for n in range(3)]
+    path = write_csv(tmp_path / "same.csv", CLAIM_HEADERS, rows)
+    assert import_file("outpatient_claims", path).created == 3
+    with CaptureQueriesContext(connection) as queries:
+        again = import_file("outpatient_claims", path)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
+    assert not [q for q in queries.captured_queries if "settlement_kpiprovidermonth" in q["sql"]]
+    assert_aggregates_equal_raw()
+
+
 def test_a_failed_import_changes_no_aggregate(city, tmp_path):
     rebuild_year(2025)
     before = list(KpiPopulationMonth.objects.order_by("pk").values())

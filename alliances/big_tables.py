@@ -2,7 +2,8 @@
 
 What makes the stock admin slow there, and what replaces it:
 - a COUNT(*) of the filtered rows on every page → `UncountedPaginator` reads only the page asked for
-  and one row more, so a page says 第 N 页 and whether there is a next one, never a total;
+  and one row more, so a page says 第 N 页 and whether there is a next one, never a total; its
+  下一页 link carries the last row's key, so a deep page is read after it, not past every row before;
 - `date_hierarchy`, a DISTINCT over every date of the table → `PeriodFilter`, a year/month filter on
   the indexed date column whose choices come from the column's MIN and MAX (two index probes);
 - one OR over several joined columns per search → `ShapeSearchMixin`: a search term picks the one
@@ -20,7 +21,10 @@ from django.db.models import Max, Min, Q
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from .scope import scope_for
+from .scope import ScopedModel, scope_for
+
+
+CURSOR_VAR = "k"  # the key of the last row of the page before: set by the 下一页 link
 
 
 class UncountedPaginator(Paginator):
@@ -28,18 +32,59 @@ class UncountedPaginator(Paginator):
 
     `count` is the rows up to the end of this page, plus one when a later row exists: enough for the
     admin to draw 上一页/下一页 links up to the next page, and one LIMIT/OFFSET query in all.
+
+    With `cursor` (the primary key of the last row of the page before, carried by the 下一页 link)
+    and an order on one unique column, the page starts after that row (keyset): page 500 reads its
+    51 rows from the index instead of skipping 24,950.
     """
 
-    def __init__(self, object_list, per_page, number=1, **kwargs):
+    def __init__(self, object_list, per_page, number=1, cursor=None, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
         self.requested = max(1, number)
+        self.cursor = cursor
+
+    @cached_property
+    def keyset_column(self):
+        """(column, descending) when the rows are in the order of one unique column; else None."""
+        order = list(getattr(self.object_list, "query", None) and self.object_list.query.order_by or ())
+        if len(order) != 1 or not isinstance(order[0], str):
+            return None
+        name, descending = order[0].lstrip("-"), order[0].startswith("-")
+        opts = self.object_list.model._meta
+        if name == "pk":
+            return opts.pk.attname, descending
+        try:
+            field = opts.get_field(name)
+        except Exception:
+            return None
+        if not field.concrete or field.is_relation or not (field.primary_key or field.unique) or field.null:
+            return None
+        return field.attname, descending
+
+    def _after_cursor(self):
+        """The rows after the cursor's row, or None when the page is read by its offset instead."""
+        if self.cursor is None or self.requested == 1 or self.keyset_column is None:
+            return None
+        column, descending = self.keyset_column
+        model = self.object_list.model
+        if column == model._meta.pk.attname:
+            value = self.cursor
+        else:
+            value = model._base_manager.filter(pk=self.cursor).values_list(column, flat=True).first()
+            if value is None:  # the row is gone: its page by the offset
+                return None
+        return self.object_list.filter(**{f"{column}__{'lt' if descending else 'gt'}": value})
 
     @cached_property
     def _rows(self):
         # The page's keys first, from the index alone; then its rows with their joins. Deep pages
         # would otherwise join every row they skip.
-        bottom = (self.requested - 1) * self.per_page
-        keys = list(self.object_list.values_list("pk", flat=True)[bottom: bottom + self.per_page + 1])
+        after = self._after_cursor()
+        if after is not None:
+            keys = list(after.values_list("pk", flat=True)[: self.per_page + 1])
+        else:
+            bottom = (self.requested - 1) * self.per_page
+            keys = list(self.object_list.values_list("pk", flat=True)[bottom: bottom + self.per_page + 1])
         if not keys:
             return []
         rows = {row.pk: row for row in self.object_list.order_by().filter(pk__in=keys)}
@@ -53,11 +98,25 @@ class UncountedPaginator(Paginator):
     def has_more(self):
         return len(self._rows) > self.per_page
 
+    @property
+    def next_cursor(self):
+        """The key the 下一页 link carries: the last row of this page, when the order allows a keyset."""
+        if not self.has_more or self.keyset_column is None:
+            return None
+        return self._rows[self.per_page - 1].pk
+
     def page(self, number):
         number = self.validate_number(number)
         if number != self.requested:  # not the page this paginator was made for: plain slicing
             return super().page(number)
         return Page(self._rows[: self.per_page], number, self)
+
+
+def requested_cursor(request):
+    try:
+        return int(request.GET.get(CURSOR_VAR, ""))
+    except (TypeError, ValueError):
+        return None
 
 
 def requested_page(request):
@@ -177,7 +236,8 @@ class ShapeSearchMixin:
         if self.search_business_key:
             relation, column = self.search_business_key
             related = self.model._meta.get_field(relation).related_model
-            keys = list(related._base_manager.values_list("pk", flat=True))
+            within = self._scope_through(scope_for(request.user), relation)
+            keys = list(related._base_manager.filter(within or Q()).values_list("pk", flat=True))
             return queryset.filter(**{f"{relation}__in": keys, column: term}), False
         if self.search_default:
             match = Q()
@@ -198,20 +258,55 @@ class ShapeSearchMixin:
         field = self.model._meta.get_field(relation) if rest else None
         if field is None or not field.is_relation:
             return queryset.filter(**{lookup: term})
-        keys = list(field.related_model._base_manager.filter(**{rest: term}).values_list("pk", flat=True)[: self.RESOLVED_AT_MOST + 1])
+        related = field.related_model._base_manager.filter(**{rest: term})
+        within = self._scope_through(scope_for(request.user), relation)
+        if within is not None:
+            # Only the related rows whose rows here the user may see: another county's or another
+            # institution's code answers nothing at once. Left to the database, two disjoint key lists
+            # make it walk the whole table looking for a first row (1.9 s for a county at city scale).
+            related = related.filter(within)
+        keys = list(related.values_list("pk", flat=True)[: self.RESOLVED_AT_MOST + 1])
         if len(keys) > self.RESOLVED_AT_MOST:
             return queryset.filter(**{lookup: term})
-        scope = scope_for(request.user)
-        if scope.is_hospital and relation == getattr(self.model, "scope_institution", None):
-            # A hospital searching another institution's code: nothing, said at once. Left to the
-            # database, two disjoint key lists make it walk the whole table looking for a first row.
-            keys = [key for key in keys if key in scope.institution_ids]
         if not keys:
             return queryset.none()
         return queryset.filter(**{f"{relation}__in": keys})
 
+    def _scope_through(self, scope, relation):
+        """The related rows of `relation` whose rows here `scope` sees, as a Q on the related model.
+
+        Known only when this model's scope is the plain path (ScopedModel) and runs through
+        `relation`; None otherwise (everything visible, or a scope of another shape: then the
+        scope restriction on the queryset alone decides).
+        """
+        model = self.model
+        if scope.sees_all or not isinstance(model, type) or not issubclass(model, ScopedModel):
+            return None
+        if model.scope_filter(scope) != ScopedModel.scope_filter.__func__(model, scope):
+            return None  # a scope_filter of its own (e.g. a hospital's persons)
+        if scope.is_regional:
+            path, keys = model.scope_region, scope.region_ids
+        elif scope.is_hospital:
+            path, keys = model.scope_institution, scope.institution_ids
+        else:
+            return None
+        if path == relation:
+            return Q(pk__in=keys)
+        if path and path.startswith(f"{relation}__"):
+            return Q(**{f"{path[len(relation) + 2:]}__in": keys})
+        return None
+
 
 class UncountedChangeList(ChangeList):
+    def get_query_string(self, new_params=None, remove=None):
+        self.filter_params.pop(CURSOR_VAR, None)  # a filter, sort or facet link starts again at page 1
+        return super().get_query_string(new_params, remove)
+
+    def get_filters_params(self, params=None):
+        lookup_params = super().get_filters_params(params)
+        lookup_params.pop(CURSOR_VAR, None)  # the paginator's, not a field lookup
+        return lookup_params
+
     def get_results(self, request):
         super().get_results(request)
         # A single page is the rows the paginator has read already, not a second query for them.
@@ -232,8 +327,8 @@ class BigTableAdmin(ShapeSearchMixin):
         return UncountedChangeList
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
-        return UncountedPaginator(queryset, per_page, number=requested_page(request), orphans=0,
-                                  allow_empty_first_page=allow_empty_first_page)
+        return UncountedPaginator(queryset, per_page, number=requested_page(request), cursor=requested_cursor(request),
+                                  orphans=0, allow_empty_first_page=allow_empty_first_page)
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
@@ -241,5 +336,6 @@ class BigTableAdmin(ShapeSearchMixin):
         if context and "cl" in context:
             paginator = context["cl"].paginator
             context["portal_page_has_more"] = getattr(paginator, "has_more", False)
+            context["portal_next_cursor"] = getattr(paginator, "next_cursor", None)
         return response
 

@@ -44,6 +44,10 @@ class Scope:
     # Codes a budget, assessment or payment row may name for this user (SPEC §4 单位编码).
     unit_codes: frozenset = field(default_factory=frozenset)
     region_codes: frozenset = field(default_factory=frozenset)
+    # A county or health-commission user's institutions (those of its counties): rows scoped through an
+    # institution's county are filtered by these keys, so the planner reads the rows' own institution
+    # column against a literal list (and its statistics) instead of guessing at a join.
+    region_institution_ids: frozenset = field(default_factory=frozenset)
 
     @property
     def is_regional(self):
@@ -112,14 +116,13 @@ def _compute_scope(user) -> Scope:
         alliance_codes = set(
             Alliance.objects.filter(county_id__in=region_ids).values_list("code", flat=True)
         )
-        institution_codes = set(
-            Institution.objects.filter(county_id__in=region_ids).values_list("code", flat=True)
-        )
+        institutions = list(Institution.objects.filter(county_id__in=region_ids).values_list("pk", "code"))
         return Scope(
             role=profile.role,
             region_ids=frozenset(region_ids),
             region_codes=frozenset(region_codes),
-            unit_codes=frozenset(institution_codes | alliance_codes),
+            unit_codes=frozenset({code for _, code in institutions} | alliance_codes),
+            region_institution_ids=frozenset(pk for pk, _ in institutions),
         )
     if profile.role == Role.HOSPITAL:
         if profile.institution_id is None:
@@ -218,6 +221,10 @@ class ScopedModel:
         if cls.scope_region is None and cls.scope_institution is None:
             return Q()
         if scope.is_regional and cls.scope_region:
+            if cls.scope_institution and cls.scope_region == f"{cls.scope_institution}__county":
+                # The same rows as `<institution>__county__in`, without the join (a county's claims
+                # page 500: 7 s through the join, 0.05 s by the list, at city scale).
+                return Q(**{f"{cls.scope_institution}__in": sorted(scope.region_institution_ids)})
             return Q(**{f"{cls.scope_region}__in": scope.region_ids})
         if scope.is_hospital and cls.scope_institution:
             return Q(**{f"{cls.scope_institution}__in": scope.institution_ids})

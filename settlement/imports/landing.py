@@ -214,8 +214,11 @@ class _Plan:
         )
 
     def stored_matches_sql(self, stage):
-        """The stored rows a staged chunk meets (before it changes them), as `SELECT t.* …`."""
-        return f"SELECT t.* FROM {_q(self.table)} t JOIN {stage} s ON {self._match()}"
+        """The stored rows a staged chunk changes (before it changes them), as `SELECT t.* …`: the
+        rows update_sql writes; a stored row uploaded again unchanged is not among them."""
+        differs = self._differs()
+        changed = f" AND {differs}" if differs else ""
+        return f"SELECT t.* FROM {_q(self.table)} t JOIN {stage} s ON {self._match()}{changed}"
 
     def insert_sql(self, stage):
         """Staged rows whose key is not stored yet, with their '+' history rows."""
@@ -227,19 +230,32 @@ class _Plan:
         )
         return _with_history(self.model, statement, "+"), {}
 
+    @property
+    def _updatable(self):
+        resource = self.resource
+        return [c for c in self.target if c not in resource.key and c not in resource.insert_only]
+
+    def _incoming(self, column):
+        if column in self.resource.keep_if_null:
+            return f"COALESCE(s.{_q(column)}, t.{_q(column)})"
+        return f"s.{_q(column)}"
+
+    def _differs(self):
+        """The condition on a matched pair (t stored, s staged) that the upload changes the row."""
+        updatable = self._updatable
+        if not updatable:
+            return None
+        return (f"ROW({', '.join(f't.{_q(c)}' for c in updatable)}) "
+                f"IS DISTINCT FROM ROW({', '.join(self._incoming(c) for c in updatable)})")
+
     def update_sql(self, stage):
         """Stored rows whose values really differ, with their '~' history rows; unchanged rows get
         no write and no history."""
         resource = self.resource
-        updatable = [c for c in self.target if c not in resource.key and c not in resource.insert_only]
+        updatable = self._updatable
         if not updatable:
             return None
-
-        def incoming(column):
-            if column in resource.keep_if_null:
-                return f"COALESCE(s.{_q(column)}, t.{_q(column)})"
-            return f"s.{_q(column)}"
-
+        incoming = self._incoming
         params = {}
         sets = [f"{_q(c)} = {incoming(c)}" for c in updatable]
         for i, (column, value) in enumerate(resource.on_change.items()):
@@ -247,8 +263,7 @@ class _Plan:
             params[f"c{i}"] = value
         statement = (
             f"UPDATE {_q(self.table)} t SET {', '.join(sets)} FROM {stage} s "
-            f"WHERE {self._match()} AND ROW({', '.join(f't.{_q(c)}' for c in updatable)}) "
-            f"IS DISTINCT FROM ROW({', '.join(incoming(c) for c in updatable)}) RETURNING t.*"
+            f"WHERE {self._match()} AND {self._differs()} RETURNING t.*"
         )
         return _with_history(self.model, statement, "~"), params
 
@@ -364,6 +379,10 @@ def _probe_by_index(cursor):
     return prior
 
 
+def _restore_joins(cursor, prior):
+    cursor.execute("SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true)", list(prior))
+
+
 class _Lander:
     """Validated rows in, formatted chunks out (in the validating thread); subclasses land them."""
 
@@ -419,8 +438,7 @@ class CopyLander(_Lander):
             for ids, rows, length in self.chunks:
                 landing.land(Chunk(ids, rows, self.spool.read(length)))
             landing.finish()
-            cursor.execute("SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true)",
-                           [hashjoin, mergejoin])
+            _restore_joins(cursor, (hashjoin, mergejoin))
             if self.before_commit:
                 self.before_commit(cursor)
         self.discard()
@@ -475,7 +493,7 @@ class OverlappedCopyLander(_Lander):
         # partner parses the next chunk. Same checks, same outcome: a failure still aborts the one
         # transaction and lands nothing.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        _probe_by_index(cursor)
+        self.prior_joins = _probe_by_index(cursor)
 
     def _work(self):
         from django.db import connections
@@ -494,6 +512,10 @@ class OverlappedCopyLander(_Lander):
                         raise _RolledBack
                     landing.land(chunk)
                 landing.finish()
+                # The chunks' index probes are done: what runs last (the KPI refresh groups a month
+                # of claims against a million persons) plans with hash joins again. Left off, the
+                # refresh of one month took minutes of nested loops at city scale.
+                _restore_joins(cursor, self.prior_joins)
                 if self.before_commit:
                     self.before_commit(cursor)
                 self.created, self.updated = landing.created, landing.updated

@@ -4,7 +4,8 @@ table and batch of months, never a loop over claims or cases.
 Three doors, one code path:
 - every import that lands claims or cases refreshes the months it touched, inside its own landing
   transaction (settlement.imports.services → `LandedMonths`), so a rolled-back import changes
-  no aggregate either;
+  no aggregate either; it reads those months' claims and cases once, into temporary tables
+  (`_stage_months`), and groups them from there;
 - a change or delete of a claim or case through the admin refreshes the months of its old and new
   dates (`refresh_dates`, called by settlement.admin);
 - `manage.py rebuild_kpi_aggregates --year Y` (and the Celery task `rebuild_kpi_aggregates_task`)
@@ -47,9 +48,8 @@ _PROVIDER_PARTS = """
            COUNT(*) FILTER (WHERE c.referral) AS referrals,
            0 AS cases, 0 AS case_total, 0 AS case_personal, 0 AS transfers,
            0 AS bed_day_cases, 0 AS bed_days, 0 AS bed_day_total
-      FROM settlement_outpatientclaim c {claim_join}
-     WHERE c.visit_date BETWEEN %(first)s AND %(last)s
-       AND EXTRACT(MONTH FROM c.visit_date)::int = ANY(%(months)s)
+      FROM {claims} c {claim_join}
+     WHERE {claim_months}
      GROUP BY 1, 2
     UNION ALL
     SELECT {case_unit}, EXTRACT(MONTH FROM k.discharge_date)::int,
@@ -58,48 +58,63 @@ _PROVIDER_PARTS = """
            COUNT(*) FILTER (WHERE k.bed_day_category <> ''),
            COALESCE(SUM(""" + STAY_DAYS + """) FILTER (WHERE k.bed_day_category <> ''), 0),
            COALESCE(SUM(k.total_cost) FILTER (WHERE k.bed_day_category <> ''), 0)
-      FROM settlement_inpatientcase k {case_join}
-     WHERE k.discharge_date BETWEEN %(first)s AND %(last)s
-       AND EXTRACT(MONTH FROM k.discharge_date)::int = ANY(%(months)s)
+      FROM {cases} k {case_join}
+     WHERE {case_months}
      GROUP BY 1, 2
 """
 _MEMBER_ON = "JOIN alliances_membership m ON m.institution_id = {t}.institution_id AND m.joined_on <= {t}.{day} " \
              "AND (m.left_on IS NULL OR m.left_on >= {t}.{day})"
+_LATE = ("claims", "cases", "claim_months", "case_months")  # filled by _refresh_months (_sources)
+
+
+def _keep_late(template):
+    for name in _LATE:
+        template = template.replace(f"{{{name}}}", f"{{{{{name}}}}}")
+    return template
+
+
 _PROVIDER_SQL = {
-    ProviderLevel.INSTITUTION: _PROVIDER_PARTS.format(
+    ProviderLevel.INSTITUTION: _keep_late(_PROVIDER_PARTS).format(
         unit="c.institution_id", claim_join="", case_unit="k.institution_id", case_join=""),
-    ProviderLevel.ALLIANCE: _PROVIDER_PARTS.format(
+    ProviderLevel.ALLIANCE: _keep_late(_PROVIDER_PARTS).format(
         unit="m.alliance_id", claim_join=_MEMBER_ON.format(t="c", day="visit_date"),
         case_unit="m.alliance_id", case_join=_MEMBER_ON.format(t="k", day="discharge_date")),
 }
 
-# Claims and cases of the chosen months, as population rows of the treated person's county or
-# covering alliance: `who` is a relation with person_id, county_id, insurance_type and unit_id.
+# Claims and cases of the chosen months, as population rows of both bases in one pass: the treated
+# person's county (every person) and covering alliance (the coverage table; a person without one has
+# no alliance row). The coverage row's county and insurance type are the person's own, so "in the
+# county" and the resident's fund read the same for both; GROUPING SETS groups the joined rows twice.
+# (One coverage row per person: an institution is in one alliance at a time, Membership.clean.)
 _POPULATION_PARTS = """
-    SELECT w.unit_id, EXTRACT(MONTH FROM c.visit_date)::int AS month,
-           COALESCE(i.county_id = w.county_id, false) AS in_county, i.level = ANY(%(primary)s) AS is_primary,
+    SELECT EXTRACT(MONTH FROM c.visit_date)::int AS month, GROUPING(p.county_id) = 1 AS by_alliance,
+           COALESCE(p.county_id, w.alliance_id) AS unit_id,
+           COALESCE(i.county_id = p.county_id, false) AS in_county, i.level = ANY(%(primary)s) AS is_primary,
            COUNT(*) AS visits, 0 AS stays,
-           COALESCE(SUM(c.fund_paid) FILTER (WHERE c.visit_type = %(general)s AND w.insurance_type = %(resident)s), 0)
+           COALESCE(SUM(c.fund_paid) FILTER (WHERE c.visit_type = %(general)s AND p.insurance_type = %(resident)s), 0)
                AS resident_general_fund
-      FROM settlement_outpatientclaim c JOIN {who} w ON w.person_id = c.person_id
+      FROM {claims} c JOIN contracts_insuredperson p ON p.id = c.person_id
+      LEFT JOIN """ + COVERAGE_TABLE + """ w ON w.person_id = c.person_id
       JOIN alliances_institution i ON i.id = c.institution_id
-     WHERE c.visit_date BETWEEN %(first)s AND %(last)s
-       AND EXTRACT(MONTH FROM c.visit_date)::int = ANY(%(months)s) AND w.unit_id IS NOT NULL
-     GROUP BY 1, 2, 3, 4
+     WHERE {claim_months}
+     GROUP BY GROUPING SETS (
+         (EXTRACT(MONTH FROM c.visit_date)::int, p.county_id, COALESCE(i.county_id = p.county_id, false),
+          i.level = ANY(%(primary)s)),
+         (EXTRACT(MONTH FROM c.visit_date)::int, w.alliance_id, COALESCE(i.county_id = p.county_id, false),
+          i.level = ANY(%(primary)s)))
     UNION ALL
-    SELECT w.unit_id, EXTRACT(MONTH FROM k.discharge_date)::int,
-           COALESCE(i.county_id = w.county_id, false), i.level = ANY(%(primary)s), 0, COUNT(*), 0
-      FROM settlement_inpatientcase k JOIN {who} w ON w.person_id = k.person_id
+    SELECT EXTRACT(MONTH FROM k.discharge_date)::int, GROUPING(p.county_id) = 1, COALESCE(p.county_id, w.alliance_id),
+           COALESCE(i.county_id = p.county_id, false), i.level = ANY(%(primary)s), 0, COUNT(*), 0
+      FROM {cases} k JOIN contracts_insuredperson p ON p.id = k.person_id
+      LEFT JOIN """ + COVERAGE_TABLE + """ w ON w.person_id = k.person_id
       JOIN alliances_institution i ON i.id = k.institution_id
-     WHERE k.discharge_date BETWEEN %(first)s AND %(last)s
-       AND EXTRACT(MONTH FROM k.discharge_date)::int = ANY(%(months)s) AND w.unit_id IS NOT NULL
-     GROUP BY 1, 2, 3, 4
+     WHERE {case_months}
+     GROUP BY GROUPING SETS (
+         (EXTRACT(MONTH FROM k.discharge_date)::int, p.county_id, COALESCE(i.county_id = p.county_id, false),
+          i.level = ANY(%(primary)s)),
+         (EXTRACT(MONTH FROM k.discharge_date)::int, w.alliance_id, COALESCE(i.county_id = p.county_id, false),
+          i.level = ANY(%(primary)s)))
 """
-_POPULATION_WHO = {
-    PopulationBasis.COUNTY: "(SELECT id AS person_id, county_id, insurance_type, county_id AS unit_id "
-                            "FROM contracts_insuredperson)",
-    PopulationBasis.ALLIANCE: f"(SELECT person_id, county_id, insurance_type, alliance_id AS unit_id FROM {COVERAGE_TABLE})",
-}
 
 
 def _params(year, months):
@@ -125,10 +140,60 @@ def _load_coverage(cursor, year):
     cursor.execute(f"ANALYZE {COVERAGE_TABLE}")
 
 
-def _refresh_months(cursor, year, months):
+CLAIMS_TABLE, CASES_TABLE = "settlement_outpatientclaim", "settlement_inpatientcase"
+STAGED_CLAIMS, STAGED_CASES = "kpi_month_claims", "kpi_month_cases"
+
+
+def _stage_months(cursor, params):
+    """The chosen months' claims and cases, the columns the aggregates read, read once each into
+    temporary tables. A month's claims lie all over the claims table (a city's 800,000 of them on
+    nearly every page of 10 million rows): each grouped statement reading them again from the table
+    read the whole table again, four times per refresh."""
+    for staged, table, day, columns in (
+        (STAGED_CLAIMS, CLAIMS_TABLE, "visit_date",
+         "institution_id, person_id, visit_date, visit_type, total_cost, personal_paid, fund_paid, referral"),
+        (STAGED_CASES, CASES_TABLE, "discharge_date",
+         "institution_id, person_id, admission_date, discharge_date, total_cost, personal_paid, transferred, "
+         "bed_day_category"),
+    ):
+        cursor.execute(f"DROP TABLE IF EXISTS {staged}")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {staged} ON COMMIT DROP AS SELECT {columns} FROM {table} "
+            f"WHERE {day} BETWEEN %(first)s AND %(last)s AND EXTRACT(MONTH FROM {day})::int = ANY(%(months)s)",
+            params,
+        )
+        cursor.execute(f"ANALYZE {staged}")
+
+
+def _sources(staged):
+    """Where the grouped statements read the months' claims and cases: the staged tables hold exactly
+    those months (no condition, so the planner counts their rows right: a condition repeated on them
+    made it guess 4,000 rows for 800,000 and probe the persons one by one), or the tables themselves."""
+    if staged:
+        return {"claims": STAGED_CLAIMS, "cases": STAGED_CASES, "claim_months": "true", "case_months": "true"}
+    return {
+        "claims": CLAIMS_TABLE, "cases": CASES_TABLE,
+        "claim_months": "c.visit_date BETWEEN %(first)s AND %(last)s "
+                        "AND EXTRACT(MONTH FROM c.visit_date)::int = ANY(%(months)s)",
+        "case_months": "k.discharge_date BETWEEN %(first)s AND %(last)s "
+                       "AND EXTRACT(MONTH FROM k.discharge_date)::int = ANY(%(months)s)",
+    }
+
+
+def _refresh_months(cursor, year, months, staged=True):
+    """Rewrite the month rows of (year, months). `staged`: read the months' claims and cases once
+    into temporary tables first (a refresh of a few months after an import or an admin change);
+    a whole year's rebuild reads the tables themselves, one scan per statement."""
     params = _params(year, months)
+    for month in params["months"]:
+        # One refresh of a month at a time (an import and an admin delete at once): the second waits
+        # for the first to commit, then deletes what it wrote, instead of failing on the unique key.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"kpi_month:{year}-{month}"])
     cursor.execute("DELETE FROM settlement_kpiprovidermonth WHERE year = %(year)s AND month = ANY(%(months)s)", params)
     cursor.execute("DELETE FROM settlement_kpipopulationmonth WHERE year = %(year)s AND month = ANY(%(months)s)", params)
+    if staged:
+        _stage_months(cursor, params)
+    tables = _sources(staged)
     for level, parts in _PROVIDER_SQL.items():
         cursor.execute(
             f"""INSERT INTO settlement_kpiprovidermonth
@@ -137,20 +202,23 @@ def _refresh_months(cursor, year, months):
                 SELECT %(year)s, month, %(level)s, unit_id, SUM(claims), SUM(claim_total), SUM(claim_personal),
                        SUM(referrals), SUM(cases), SUM(case_total), SUM(case_personal), SUM(transfers),
                        SUM(bed_day_cases), SUM(bed_days), SUM(bed_day_total), 0, 0
-                  FROM ({parts}) p GROUP BY month, unit_id""",
+                  FROM ({parts.format(**tables)}) p GROUP BY month, unit_id""",
             {**params, "level": level.value},
         )
     _refresh_disease_exits(cursor, params)
     _load_coverage(cursor, year)
-    for basis, who in _POPULATION_WHO.items():
-        cursor.execute(
-            f"""INSERT INTO settlement_kpipopulationmonth
-                       (year, month, basis, unit_id, in_county, "primary", visits, stays, resident_general_fund)
-                SELECT %(year)s, month, %(basis)s, unit_id, in_county, is_primary, SUM(visits), SUM(stays),
-                       SUM(resident_general_fund)
-                  FROM ({_POPULATION_PARTS.format(who=who)}) p GROUP BY month, unit_id, in_county, is_primary""",
-            {**params, "basis": basis.value},
-        )
+    cursor.execute(
+        f"""INSERT INTO settlement_kpipopulationmonth
+                   (year, month, basis, unit_id, in_county, "primary", visits, stays, resident_general_fund)
+            SELECT %(year)s, month, CASE WHEN by_alliance THEN %(alliance)s ELSE %(county)s END, unit_id, in_county,
+                   is_primary, SUM(visits), SUM(stays), SUM(resident_general_fund)
+              FROM ({_POPULATION_PARTS.format(**tables)}) p
+             WHERE unit_id IS NOT NULL
+             GROUP BY month, by_alliance, unit_id, in_county, is_primary""",
+        {**params, "county": PopulationBasis.COUNTY.value, "alliance": PopulationBasis.ALLIANCE.value},
+    )
+    if staged:
+        cursor.execute(f"DROP TABLE {STAGED_CLAIMS}, {STAGED_CASES}")
 
 
 _PROVIDER_COLUMNS = ("claims", "claim_total", "claim_personal", "referrals", "cases", "case_total", "case_personal",
@@ -238,7 +306,7 @@ def rebuild_year(year):
     """Every aggregate of the year, from scratch; returns the seconds it took."""
     started = time.monotonic()
     with transaction.atomic(), connection.cursor() as cursor:
-        _refresh_months(cursor, year, range(1, 13))
+        _refresh_months(cursor, year, range(1, 13), staged=False)
         _refresh_year_figures(cursor, year)
         seconds = Decimal(str(round(time.monotonic() - started, 2)))
         KpiAggregateYear.objects.update_or_create(year=year, defaults={"built_at": timezone.now(), "seconds": seconds})

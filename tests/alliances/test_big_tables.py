@@ -1,5 +1,7 @@
 """Changelists over big tables: no counts, no date DISTINCT, one indexed lookup per search shape."""
 import datetime
+import html
+import re
 from decimal import Decimal
 
 import pytest
@@ -8,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from alliances.big_tables import PeriodFilter
+from contracts.models import InsuredPerson
 from settlement.models import OutpatientClaim, VisitType
 from tests import factories
 
@@ -232,3 +235,130 @@ def test_a_hospital_searching_another_institution_gets_nothing_at_once(client, m
         assert listed_serials(client.get(url, {"q": "H33050300001"})) == []
     # No query asks the claims table for that institution: the answer is known from the scope.
     assert not any(f'"institution_id" IN ({far.pk})' in q["sql"] for q in queries.captured_queries)
+
+
+def reads_claim_rows(queries):
+    """Queries on the claims table other than the period filter's MIN/MAX of the visit date."""
+    return [q["sql"] for q in queries.captured_queries
+            if '"settlement_outpatientclaim"' in q["sql"] and "MIN(" not in q["sql"].upper()]
+
+
+def test_a_county_searching_another_countys_institution_gets_nothing_at_once(client, make_user, world):
+    inst, far, people = world
+    mine = claim(inst, people[0], "MZ001", datetime.date(2025, 1, 5))
+    claim(far, people[3], "MZ003", datetime.date(2025, 1, 7))
+    client.force_login(make_user("county", "330502"))
+    url = reverse("admin:settlement_outpatientclaim_changelist")
+    with CaptureQueriesContext(connection) as queries:
+        assert listed_serials(client.get(url, {"q": "H33050300001"})) == []
+    assert not reads_claim_rows(queries)
+    with CaptureQueriesContext(connection) as queries:
+        assert listed_serials(client.get(url, {"q": "330503"})) == []  # another county's code: the same
+    assert not reads_claim_rows(queries)
+    assert listed_serials(client.get(url, {"q": "H33050200001"})) == [mine.serial]
+    assert listed_serials(client.get(url, {"q": "330502"})) == [mine.serial]
+    assert listed_serials(client.get(url, {"q": "MZ003"})) == []  # the serial probes only its own institutions
+    assert listed_serials(client.get(url, {"q": "MZ001"})) == [mine.serial]
+
+
+def test_a_person_treated_in_the_county_is_found_by_id_whatever_county_insures_them(client, make_user, world):
+    """The person is not the claim's scope: an ID number from another county still finds the claims
+    the county may see (a claim is the county's by its institution)."""
+    inst, far, people = world
+    visiting = claim(inst, people[3], "MZ004", datetime.date(2025, 1, 8))  # 李四 is insured in 330503
+    claim(far, people[3], "MZ005", datetime.date(2025, 1, 9))
+    client.force_login(make_user("county", "330502"))
+    url = reverse("admin:settlement_outpatientclaim_changelist")
+    assert listed_serials(client.get(url, {"q": people[3].id_number})) == [visiting.serial]
+
+
+def test_a_county_reads_its_claims_by_their_own_institution_column(client, make_user, world, other_county):
+    """The county scope is a list of the county's institutions on the claims' own column, never a
+    join to the institutions (the planner then reads deep pages by the primary key)."""
+    inst, far, people = world
+    second = factories.institution(county=inst.county, code="H33050200002")
+    moved = factories.institution(county=other_county, code="H33050300002")
+    claim(inst, people[0], "MZ001", datetime.date(2025, 1, 5))
+    claim(second, people[1], "MZ002", datetime.date(2025, 1, 6))
+    claim(far, people[3], "MZ003", datetime.date(2025, 1, 7))
+    claim(moved, people[3], "MZ004", datetime.date(2025, 1, 8))
+    client.force_login(make_user("county", "330502"))
+    url = reverse("admin:settlement_outpatientclaim_changelist")
+    with CaptureQueriesContext(connection) as queries:
+        assert set(listed_serials(client.get(url))) == {"MZ001", "MZ002"}
+    keys = [q["sql"] for q in queries.captured_queries
+            if q["sql"].startswith('SELECT "settlement_outpatientclaim"."id" AS "pk" FROM') and "LIMIT 51" in q["sql"]]
+    assert keys and all("JOIN" not in sql for sql in keys), keys
+    # An institution that joins the county is the county's from the next request on.
+    moved.county = inst.county
+    moved.save()
+    assert set(listed_serials(client.get(url))) == {"MZ001", "MZ002", "MZ004"}
+
+
+def next_link(response):
+    match = re.search(r'<a href="([^"]+)">下一页</a>', response.content.decode())
+    return match and html.unescape(match.group(1))
+
+
+def key_queries(queries, table):
+    return [q["sql"] for q in queries.captured_queries
+            if q["sql"].startswith(f'SELECT "{table}"."id" AS "pk" FROM') and "LIMIT 51" in q["sql"]]
+
+
+def test_next_page_links_start_after_the_last_row_and_list_what_the_offsets_list(client, make_user, world):
+    """下一页 carries the last row's key: the next page is read after it (keyset), no OFFSET, and
+    walking the links lists every row once, in the order the page numbers give."""
+    inst, _, people = world
+    add_claims(inst, people[0], 125)
+    client.force_login(make_user("city"))
+    url = reverse("admin:settlement_outpatientclaim_changelist")
+    by_offset = [listed_serials(client.get(url, {"p": n})) for n in (1, 2, 3)]
+    assert [len(page) for page in by_offset] == [50, 50, 25]
+    response, walked = client.get(url), []
+    while True:
+        walked.append(listed_serials(response))
+        link = next_link(response)
+        if not link:
+            break
+        assert "k=" in link
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url + link)
+        keys = key_queries(queries, "settlement_outpatientclaim")
+        assert len(keys) == 1 and "OFFSET" not in keys[0] and '"id" < ' in keys[0], keys
+    assert walked == by_offset
+    assert "第 3 页" in response.content.decode() and "上一页" in response.content.decode()
+    assert f'href="?p=2"' in response.content.decode()  # 上一页 by its number, without the cursor
+
+
+def test_a_person_list_walks_by_id_number_and_a_sorted_list_by_offset(client, make_user, world, county):
+    for i in range(60):
+        factories.person(county=county, name=f"王{i}")
+    client.force_login(make_user("city"))
+    url = reverse("admin:contracts_insuredperson_changelist")
+    first = client.get(url)
+    second = client.get(url + next_link(first))
+    numbers = [p.id_number for p in first.context["cl"].result_list] + [p.id_number for p in second.context["cl"].result_list]
+    assert numbers == sorted(numbers) and len(numbers) == 64
+    assert numbers[49] not in next_link(first)  # the cursor is a row key, never an ID number
+    # Sorted by a column (not unique): the next page is read by its offset, the link has no cursor.
+    cases = client.get(reverse("admin:settlement_inpatientcase_changelist"), {"o": "-2"})
+    assert cases.status_code == 200 and not cases.context["portal_next_cursor"]
+
+
+def test_a_cursor_whose_row_is_gone_or_garbled_still_gives_the_page(client, make_user, world, county):
+    for i in range(60):
+        factories.person(county=county, name=f"王{i}")
+    client.force_login(make_user("city"))
+    url = reverse("admin:contracts_insuredperson_changelist")
+    first = client.get(url)
+    expected = [p.pk for p in client.get(url, {"p": 2}).context["cl"].result_list]
+    last = first.context["cl"].result_list[49].pk
+    InsuredPerson.objects.filter(pk=last).delete()  # the row the cursor names: page 2 by its offset (one row on)
+    assert [p.pk for p in client.get(url, {"p": 2, "k": last}).context["cl"].result_list] == expected[1:]
+    garbled = client.get(url, {"p": 2, "k": "x1"})
+    assert garbled.status_code == 200 and [p.pk for p in garbled.context["cl"].result_list] == expected[1:]
+    # A filter link on a cursor page starts from page 1 and forgets the cursor.
+    page = client.get(url, {"p": 2, "k": first.context["cl"].result_list[48].pk}).content.decode()
+    outside_pager = re.sub(r'<p class="paginator portal-pager">.*?</p>', "", page, flags=re.S)
+    filter_links = re.findall(r'href="(\?[^"]*)"', outside_pager)
+    assert filter_links and not [link for link in filter_links if "k=" in link or "p=" in link], filter_links

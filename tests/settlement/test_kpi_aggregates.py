@@ -12,7 +12,8 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 
 from settlement.analysis import kpis
@@ -22,7 +23,7 @@ from settlement.engine.schemes.alliance_budget import actual_by_alliance
 from settlement.imports.services import import_file
 from settlement.kpi_aggregates import selectors
 from settlement.kpi_aggregates.models import KpiAggregateYear, KpiPopulationMonth, KpiProviderMonth
-from settlement.kpi_aggregates.services import rebuild_year
+from settlement.kpi_aggregates.services import rebuild_year, refresh_dates
 from settlement.models import BedDayCategory, InpatientCase, OutpatientClaim, VisitType
 from tests import factories
 from tests.settlement.test_import_support import write_csv
@@ -177,6 +178,54 @@ def test_imports_keep_the_aggregates_equal_to_raw(city, tmp_path):
     cases = [["ZYNEW1", person.id_number, "H33050200001", "2025-02-01", "2025-02-11", "I10", "", "", "8000.00", "6000.00",
               "2000.00", "否", "否", "康复"]]
     assert import_file("inpatient_cases", write("c.csv", CASE_HEADERS, cases)).created == 1
+    assert_aggregates_equal_raw()
+
+
+def month_rows(year):
+    """Every stored month row of the year, keyed by what it is about (not by its id)."""
+    provider = {row[:3]: row[3:] for row in KpiProviderMonth.objects.filter(year=year).values_list(
+        "month", "level", "unit_id", "claims", "claim_total", "claim_personal", "referrals", "cases", "case_total",
+        "case_personal", "transfers", "bed_day_cases", "bed_days", "bed_day_total", "disease_cases", "disease_exits")}
+    population = {row[:5]: row[5:] for row in KpiPopulationMonth.objects.filter(year=year).values_list(
+        "month", "basis", "unit_id", "in_county", "primary", "visits", "stays", "resident_general_fund")}
+    return provider, population
+
+
+def test_a_staged_month_refresh_writes_the_rows_a_rebuild_writes(city):
+    """The refresh after an import reads its months' claims and cases once into temporary tables;
+    the rows it writes are the very rows a full rebuild (reading the tables) writes. Two years in one
+    transaction, as an admin delete of claims from both would."""
+    for year in YEARS:
+        rebuild_year(year)
+    before = {year: month_rows(year) for year in YEARS}
+    changed = Q(visit_date__year=2025, visit_date__month=1) | Q(visit_date__month=7)  # 2025-01, and July of both
+    OutpatientClaim.objects.filter(changed).update(total_cost=Decimal("1.00"), referral=True)
+    InpatientCase.objects.filter(discharge_date__month=7).update(transferred=True)
+    with transaction.atomic():
+        refresh_dates([d(2024, 7, 1), d(2025, 1, 31), d(2025, 7, 4)])
+        refresh_dates([d(2025, 7, 5)])  # again in the same transaction: the staged tables do not collide
+    refreshed = {year: month_rows(year) for year in YEARS}
+    for year in YEARS:
+        assert refreshed[year] != before[year]  # the changed months moved
+        rebuild_year(year)
+        assert month_rows(year) == refreshed[year]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relname IN ('kpi_month_claims', 'kpi_month_cases')")
+        assert cursor.fetchone()[0] == 0
+
+
+def test_a_file_uploaded_again_unchanged_refreshes_no_month(city, tmp_path):
+    for year in YEARS:  # 2024 too: the growth figures read the year before
+        rebuild_year(year)
+    person = city["persons"][1]
+    rows = [[f"SAME{n}", person.id_number, "H33050200001", "2025-03-10", "普通门诊", "", "120.00", "80.00", "40.00", "否"]
+            for n in range(3)]
+    path = write_csv(tmp_path / "same.csv", CLAIM_HEADERS, rows)
+    assert import_file("outpatient_claims", path).created == 3
+    with CaptureQueriesContext(connection) as queries:
+        again = import_file("outpatient_claims", path)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 3)
+    assert not [q for q in queries.captured_queries if "settlement_kpiprovidermonth" in q["sql"]]
     assert_aggregates_equal_raw()
 
 

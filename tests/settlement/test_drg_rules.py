@@ -1,5 +1,7 @@
 """SPEC §6.5 case points, one rule at a time, with figures worked by hand; and the pure PV / E rules."""
 
+import datetime
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -8,7 +10,9 @@ from alliances.models import InstitutionLevel
 from settlement.engine.base import RunContext
 from settlement.engine.schemes.drg import (
     DrgInputs, DrgParams, budget_tolerance, case_derivation, check_pool_budgets, compute_drg, point_value,
+    readmitted_case_ids,
 )
+from settlement.models import InpatientCase
 from tests import factories
 from tests.settlement.inpatient_builders import D, case, coefficient, group
 
@@ -177,6 +181,22 @@ def test_readmission_at_another_institution_halves_the_earlier_case(hospital, pa
     case(elsewhere, patient, "2025-05-15", "2025-05-30", drg="G01", serial="LATE")
     assert points_of(hospital)["EARLY"]["points"] == D("50.0000")
     assert points_of(elsewhere)["LATE"]["points"] == D("100.0000")
+
+
+def test_one_institutions_readmissions_are_the_citys_restricted_to_its_cases(hospital, patient, other_county):
+    """The unit page looks up only its institution's cases as readmitted: the same ids as the city-wide
+    lookup, restricted to that institution (the later stay may be anywhere)."""
+    elsewhere = factories.institution(county=other_county, level=InstitutionLevel.TERTIARY)
+    group("G01", "100.0000")
+    case(hospital, patient, "2025-05-01", "2025-05-10", drg="G01", serial="H-EARLY")
+    case(elsewhere, patient, "2025-05-15", "2025-05-20", drg="G01", serial="E-MIDDLE")
+    case(hospital, patient, "2025-05-25", "2025-05-30", drg="G01", serial="H-LATE")
+    first, last = datetime.date(2025, 1, 1), datetime.date(2025, 12, 31)
+    serial = dict(InpatientCase.objects.values_list("pk", "serial"))
+    city = {serial[pk] for pk in readmitted_case_ids(first, last, PARAMS)}
+    assert city == {"H-EARLY", "E-MIDDLE"}  # each followed by a G01 admission within 10 days
+    assert {serial[pk] for pk in readmitted_case_ids(first, last, PARAMS, hospital.pk)} == {"H-EARLY"}
+    assert {serial[pk] for pk in readmitted_case_ids(first, last, PARAMS, elsewhere.pk)} == {"E-MIDDLE"}
 
 
 def test_readmission_to_another_group_or_by_another_person_is_not_halved(hospital, patient):

@@ -102,6 +102,7 @@ _READMITTED_SQL = f"""
     SELECT a.id FROM settlement_inpatientcase a
      WHERE a.discharge_date BETWEEN %(first_day)s AND %(last_day)s
        AND a.drg_code <> '' AND a.bed_day_category = ''
+       AND (%(institution_id)s::bigint IS NULL OR a.institution_id = %(institution_id)s)
        AND EXISTS (
            SELECT 1 FROM ({classified_cases_sql(DRG)}) b
             WHERE b.person_id = a.person_id AND b.drg_code = a.drg_code AND b.id <> a.id
@@ -189,8 +190,9 @@ _INSTITUTION_POINTS_SQL = f"""
 
 
 def _case_params(year, first_day, last_day, params: DrgParams, approved_points: Mapping[int, Decimal] | None,
-                 base_points_factor=Decimal("1")):
-    """The parameters of the per-case statement, including the readmitted cases (its first query)."""
+                 base_points_factor=Decimal("1"), institution_id=None):
+    """The parameters of the per-case statement, including the readmitted cases (its first query); with
+    `institution_id`, only that institution's cases are looked up as readmitted (a unit page reads no others)."""
     approved = dict(approved_points or {})
     return {
         "date_from": first_day,
@@ -199,16 +201,18 @@ def _case_params(year, first_day, last_day, params: DrgParams, approved_points: 
         "base_points_factor": Decimal(base_points_factor),
         "tcm_uplift": Decimal(params.tcm_uplift),
         "readmission_factor": Decimal(params.readmission_factor),
-        "rd_ids": readmitted_case_ids(first_day, last_day, params),
+        "rd_ids": readmitted_case_ids(first_day, last_day, params, institution_id),
         "ap_ids": list(approved),
         "ap_points": [Decimal(value) for value in approved.values()],
         "pool_mode": params.pool_mode,
     }
 
 
-def readmitted_case_ids(first_day, last_day, params: DrgParams) -> list[int]:
-    """Ids of the DRG cases discharged in the range whose points the readmission rule reduces."""
+def readmitted_case_ids(first_day, last_day, params: DrgParams, institution_id=None) -> list[int]:
+    """Ids of the DRG cases discharged in the range whose points the readmission rule reduces (of one
+    institution's cases when `institution_id` is given; the later stay may be anywhere)."""
     query = {
+        "institution_id": institution_id,
         "date_from": first_day,
         "date_to": datetime.date.max,
         "first_day": first_day,
@@ -261,7 +265,7 @@ def case_derivation(ctx: RunContext, params: DrgParams, institution_id: int, app
           FROM cases WHERE institution_id = %(institution_id)s ORDER BY discharge_date, serial"""
     if not approved_points:
         sql = _without_approved_points(sql)
-    query = _case_params(ctx.year, ctx.first_day, ctx.last_day, params, approved_points)
+    query = _case_params(ctx.year, ctx.first_day, ctx.last_day, params, approved_points, institution_id=institution_id)
     return fetch_dicts(sql, query | {"institution_id": institution_id}, year_scale=True)
 
 

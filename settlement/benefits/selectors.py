@@ -58,7 +58,7 @@ def stored_totals(params, user):
     `params` are the page's query parameters (already checked by its filters); None when they name
     something the sums do not hold (a search, another lookup): then the rows themselves are summed.
     """
-    totals = restrict(UnmatchedTotal.objects.all(), user)
+    totals = restrict(UnmatchedTotal.objects.all(), user) if user is not None else UnmatchedTotal.objects.all()
     outcomes = _STORED_OUTCOMES["yes"]  # the page's default: what differs
     for key, value in params.items():
         if key in _PAGING:

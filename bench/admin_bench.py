@@ -43,6 +43,8 @@ BUDGET_MS = 300
 BIG = {
     "settlement.outpatientclaim", "settlement.inpatientcase", "settlement.familydoctorservice",
     "contracts.insuredperson", "contracts.familydoctorcontract", "contracts.diseaseregistration",
+    # a view over every claim and case of a computed year, and two tables scoped through joins
+    "settlement.benefitfigure", "settlement.referral", "settlement.relocation",
 }
 
 

@@ -5,7 +5,7 @@ import tempfile
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.functions import ExtractYear
 from django.http import FileResponse
 from django.shortcuts import redirect
@@ -13,15 +13,17 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from alliances.big_tables import INSTITUTION_CODE, BigTableAdmin, period_filter
+from alliances.models import Institution
 from alliances.formatting import money_column
 from alliances.scoped_admin import ScopedAdmin
 from settlement.approval import Refused, last_changed_by
 from settlement.engine.admin_approval import confirmation, confirmed, row_item
 from settlement.engine.services import SettlementError
-from settlement.models import InpatientCase, OutpatientClaim
+from settlement.models import InpatientCase, OutpatientClaim, VisitType
 
 from . import selectors, services
-from .models import BenefitFigure, BenefitRule, BenefitTable, Outcome, Referral, Relocation
+from .models import BenefitComputation, BenefitFigure, BenefitRule, BenefitTable, Outcome, Referral, Relocation
 from .params import REVOKING_FILINGS
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -113,25 +115,45 @@ class BenefitRuleAdmin(ScopedAdmin):
 
 
 @admin.register(Referral)
-class ReferralAdmin(ScopedAdmin):
+class ReferralAdmin(BigTableAdmin, ScopedAdmin):
+    """A county's referrals are an OR over three owners (from, to, the person's county): never counted,
+    no DISTINCT over dates (alliances/big_tables.py); listed newest first by the primary key."""
+
     list_display = ("number", "person", "from_institution", "to_institution", "referred_on", "direction")
-    list_filter = ("direction",)
-    search_fields = ("=number", "=person__id_number", "=from_institution__code", "=to_institution__code")
+    list_filter = (period_filter("referred_on", "转诊日期"), "direction")
+    search_shapes = {"id_number": "person__id_number"}
+    search_default = ("number",)
+    search_help_text = "输入完整的身份证号、机构编码（H+11位，转出或转入）或转诊单号"
     autocomplete_fields = ("person", "from_institution", "to_institution")
     list_select_related = ("person", "from_institution", "to_institution")
-    date_hierarchy = "referred_on"
+    ordering = ("-pk",)
+    sortable_by = ()
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if INSTITUTION_CODE.match(term):
+            # Sent or received: the institution's key, then its two indexed columns.
+            keys = list(Institution.objects.filter(code=term.upper()).values_list("pk", flat=True))
+            return queryset.filter(Q(from_institution__in=keys) | Q(to_institution__in=keys)), False
+        return super().get_search_results(request, queryset, search_term)
 
 
 @admin.register(Relocation)
-class RelocationAdmin(ScopedAdmin):
-    """A person's filings with, per filing, whether its year's relocation is revoked and why."""
+class RelocationAdmin(BigTableAdmin, ScopedAdmin):
+    """A person's filings with, per filing, whether its year's relocation is revoked and why.
+
+    Scoped through the person's county (a join to a million persons): never counted, no DISTINCT
+    over dates; the year's count per filing is computed for the page's rows only."""
 
     list_display = ("person", "filed_on", "destination", "ended_on", "year_status")
-    search_fields = ("=person__id_number",)
+    list_filter = (period_filter("filed_on", "备案日期"),)
+    search_shapes = {"id_number": "person__id_number"}
+    search_help_text = "输入完整的身份证号"
     autocomplete_fields = ("person",)
     list_select_related = ("person",)
     readonly_fields = ("year_detail",)
-    date_hierarchy = "filed_on"
+    ordering = ("-pk",)
+    sortable_by = ()
 
     def get_queryset(self, request):
         same_year = (Relocation.objects.filter(person_id=OuterRef("person_id"), filed_on__year=OuterRef("filed_year"))
@@ -181,9 +203,51 @@ class DifferenceFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ComputedYearFilter(admin.SimpleListFilter):
+    """The computed years, from BenefitComputation (one row a year), not a DISTINCT over the figures."""
+
+    title = "年度"
+    parameter_name = "year"
+
+    def lookups(self, request, model_admin):
+        years = BenefitComputation.objects.order_by("-year").values_list("year", flat=True)
+        return [(str(year), f"{year}年") for year in years]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            raise IncorrectLookupParameters("年度应为四位数字")
+        return queryset.filter(year=int(value))
+
+
+class VisitTypeFilter(admin.SimpleListFilter):
+    """门诊类型 from its choices (住院 rows have none), not a DISTINCT over the figures."""
+
+    title = "门诊类型"
+    parameter_name = "visit_type"
+
+    def lookups(self, request, model_admin):
+        return VisitType.choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if value not in VisitType.values:
+            raise IncorrectLookupParameters("门诊类型无效")
+        return queryset.filter(visit_type=value)
+
+
 @admin.register(BenefitFigure)
-class BenefitFigureAdmin(ScopedAdmin):
-    """待遇测算核对: per year and region, the claims and cases whose 统筹支付 differs from 应付统筹."""
+class BenefitFigureAdmin(BigTableAdmin, ScopedAdmin):
+    """待遇测算核对: per year and region, the claims and cases whose 统筹支付 differs from 应付统筹.
+
+    A view over ten million claims and cases (models.BenefitFigure): never counted; the filters'
+    choices come from small tables; the default list (不一致) is read from UnmatchedFigure by its
+    difference index; the totals per institution are the sums stored with the figures (UnmatchedTotal).
+    """
 
     change_list_template = "admin/benefits/reconcile_change_list.html"
     list_display = ("serial", "care_type", "institution", "level", "visit_type", "service_date", "in_scope_money",
@@ -192,10 +256,13 @@ class BenefitFigureAdmin(ScopedAdmin):
     fund_paid_money = money_column("fund_paid", "统筹支付")
     expected_money = money_column("expected", "应付统筹")
     difference_money = money_column("difference", "差额（统筹支付−应付统筹）")
-    list_filter = (DifferenceFilter, "year", "institution__county", "care_type", "level", "visit_type")
-    search_fields = ("=serial", "=institution__code", "=person__id_number")
+    list_filter = (DifferenceFilter, ComputedYearFilter, "institution__county", "care_type", "level", VisitTypeFilter)
+    search_shapes = {"id_number": "person__id_number", "institution": "institution__code"}
+    search_default = ("serial",)
+    search_help_text = "输入完整的身份证号、机构编码（H+11位）或单据号"
     list_select_related = ("institution",)
     ordering = ("-difference",)
+    sortable_by = ("difference_money",)  # served by the difference indexes of UnmatchedFigure
     fields = ("year", "care_type", "serial", "institution", "person", "service_date", "fund_paid", "expected",
               "difference", "outcome", "derivation", "computed_at")
     readonly_fields = fields
@@ -216,22 +283,28 @@ class BenefitFigureAdmin(ScopedAdmin):
     def _filtered(self, request):
         return self.get_changelist_instance(request).get_queryset(request)
 
+    @staticmethod
+    def _totals(request, figures):
+        """按机构汇总 of the filter: the stored sums when they hold it, else one grouped scan of the rows."""
+        stored = selectors.stored_totals(request.GET.dict(), request.user)
+        return stored if stored is not None else selectors.totals_by_institution(figures)
+
     def changelist_view(self, request, extra_context=None):
         extra_context = dict(extra_context or {})
-        try:
-            totals = selectors.totals_by_institution(self._filtered(request).order_by())
-        except (IncorrectLookupParameters, ValidationError):
-            totals = []
         query = request.GET.urlencode()
         extra_context.update(
-            title="待遇测算核对", institution_totals=totals[:50],
+            title="待遇测算核对",
             # 一致 rows carry no 应付统筹 of their own (it is within 0.01 元 of 统筹支付): say what the sums cover.
-            totals_note=("一致的记录（与统筹支付相差不超过0.01元）不单独保存应付统筹：其笔数和统筹支付计入汇总，"
-                         "应付统筹与差额只合计不一致的记录；单笔的测算过程见该记录页面")
+            totals_note=("一致的记录（与统筹支付相差不超过0.01元）不单独保存应付统筹，也不计入按机构汇总："
+                         "汇总的笔数、统筹支付、应付统筹与差额只合计不一致的记录；单笔的测算过程见该记录页面")
             if request.GET.get(DifferenceFilter.parameter_name) == "all" else "",
             reconcile_export_url=f"{reverse('admin:settlement_benefitfigure_export')}?{query}",
         )
-        return super().changelist_view(request, extra_context)
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        if context and "cl" in context:  # the changelist's own filtered rows, not a second changelist
+            context["institution_totals"] = self._totals(request, context["cl"].queryset)[:50]
+        return response
 
     def export_view(self, request):
         from openpyxl import Workbook
@@ -255,7 +328,7 @@ class BenefitFigureAdmin(ScopedAdmin):
                           f.expected, f.difference])
         totals = book.create_sheet("机构汇总")
         totals.append(["机构编码", "机构名称", "笔数", "统筹支付", "应付统筹", "差额"])
-        for row in selectors.totals_by_institution(figures.order_by()):
+        for row in self._totals(request, figures):
             totals.append([row["institution__code"], safe_text(row["institution__name"]), row["rows"], row["fund_paid"],
                            row["expected"], row["difference"]])
         spool = tempfile.SpooledTemporaryFile(max_size=20 * 1024 * 1024)

@@ -14,7 +14,7 @@ from settlement.models import InpatientCase, OutpatientClaim
 
 from . import arithmetic
 from .arithmetic import TOLERANCE  # SPEC §9 BEN01: |统筹支付 − 应付统筹| > 0.01 元 (re-exported for the audit rule)
-from .models import BenefitComputation, BenefitFigure, BenefitRule, CareType, Relocation
+from .models import BenefitComputation, BenefitFigure, BenefitRule, CareType, Outcome, Relocation, UnmatchedTotal
 from .params import REVOKING_FILINGS
 
 DIFFERS = Q(difference__gt=TOLERANCE) | Q(difference__lt=f"-{TOLERANCE}")
@@ -32,10 +32,48 @@ def differing(year, user=None, region_code=None):
 
 
 def totals_by_institution(figures):
-    """Per institution: how many differ, Σ 统筹支付, Σ 应付统筹, Σ difference (largest first)."""
+    """Per institution: how many differ, Σ 统筹支付, Σ 应付统筹, Σ difference (largest first).
+
+    Over the stored rows only (不一致 and 无适用规则, `UnmatchedFigure`): the view's branches of the
+    matching claims and cases carry the constant outcome 一致, so the planner drops them and one
+    grouped scan of the year's ~136 k stored rows answers, whatever else the filter says.
+    """
     return list(
-        figures.values("institution__code", "institution__name").annotate(
+        figures.exclude(outcome=Outcome.MATCHES).order_by().values("institution__code", "institution__name").annotate(
             rows=Count("id"), fund_paid=Sum("fund_paid"), expected=Sum("expected"), difference=Sum("difference"),
+        ).order_by("-difference", "institution__code")
+    )
+
+
+# The 核对 page's filters the stored sums hold (models.UnmatchedTotal): its parameter → the sums' column.
+_STORED_BY = {"year": "year", "institution__county__id__exact": "institution__county", "care_type__exact": "care_type",
+              "level__exact": "level", "visit_type": "visit_type"}
+_STORED_OUTCOMES = {"yes": [Outcome.DIFFERS], "unruled": [Outcome.UNRULED], "all": [Outcome.DIFFERS, Outcome.UNRULED]}
+_PAGING = {"p", "o", "k"}
+
+
+def stored_totals(params, user):
+    """`totals_by_institution` of the 核对 page's filter read from the stored sums, or None.
+
+    `params` are the page's query parameters (already checked by its filters); None when they name
+    something the sums do not hold (a search, another lookup): then the rows themselves are summed.
+    """
+    totals = restrict(UnmatchedTotal.objects.all(), user) if user is not None else UnmatchedTotal.objects.all()
+    outcomes = _STORED_OUTCOMES["yes"]  # the page's default: what differs
+    for key, value in params.items():
+        if key in _PAGING:
+            continue
+        if key == "differs":
+            outcomes = _STORED_OUTCOMES.get(value)
+            if outcomes is None:
+                return None
+        elif key in _STORED_BY:
+            totals = totals.filter(**{_STORED_BY[key]: value})
+        else:
+            return None
+    return list(
+        totals.filter(outcome__in=outcomes).values("institution__code", "institution__name").annotate(
+            rows=Sum("rows"), fund_paid=Sum("fund_paid"), expected=Sum("expected"), difference=Sum("difference"),
         ).order_by("-difference", "institution__code")
     )
 

@@ -33,7 +33,7 @@ from settlement.models import ApprovalStatus, JobKind, Scheme
 
 from .checks import RuleRow, check_table, failures
 from . import arithmetic
-from .models import BenefitComputation, BenefitRule, BenefitTable, Outcome
+from .models import BenefitComputation, BenefitRule, BenefitTable, Outcome, UnmatchedTotal
 from .params import BenefitParams
 
 
@@ -269,6 +269,8 @@ def _replace(cursor, year, values, progress, out):
         f"FROM {names['unmatched']} WHERE year = %s", [Outcome.DIFFERS, Outcome.UNRULED, year],
     )
     differing, unruled = cursor.fetchone()
+    cursor.execute(f"DELETE FROM {UnmatchedTotal._meta.db_table} WHERE year = %s", [year])
+    cursor.execute(TOTALS_SQL.format(totals=UnmatchedTotal._meta.db_table, unmatched=names["unmatched"]), [year])
     counts = {"claims": claims, "cases": cases, "differing": differing, "unruled": unruled}
     BenefitComputation.objects.update_or_create(year=year, defaults={
         **counts, "computed_at": values["now"], "last_claim_id": last_claim, "last_case_id": last_case,
@@ -276,6 +278,14 @@ def _replace(cursor, year, values, progress, out):
     progress.reached(5, f"不一致{differing}笔")
     return counts
 
+
+# The 核对 page's 按机构汇总 (models.UnmatchedTotal), summed once with the rows (also migration 0020).
+TOTALS_SQL = """
+INSERT INTO {totals} (year, institution_id, care_type, level, visit_type, outcome, rows, fund_paid, expected, difference)
+SELECT year, institution_id, care_type, level, visit_type, outcome, count(*), sum(fund_paid), sum(expected), sum(difference)
+FROM {unmatched} WHERE year = %s
+GROUP BY year, institution_id, care_type, level, visit_type, outcome
+"""
 
 _STORED_COLUMNS = ("(id, year, care_type, claim_id, case_id, serial, institution_id, person_id, service_date, level, "
                    "visit_type, in_scope, fund_paid, expected, difference, outcome, computed_at)")

@@ -383,16 +383,17 @@ class RefreshClock:
 
     @classmethod
     def watch(cls):
-        from settlement.kpi_aggregates.services import LandedMonths
+        from settlement.kpi_aggregates.services import KpiDelta
 
-        original = LandedMonths.refresh
+        for name in ("add_landed", "apply"):
+            original = getattr(KpiDelta, name)
 
-        def refresh(touched, cursor, landed_at):
-            started = time.perf_counter()
-            original(touched, cursor, landed_at)
-            cls.seconds += time.perf_counter() - started
+            def timed(delta, *args, original=original):
+                started = time.perf_counter()
+                original(delta, *args)
+                cls.seconds += time.perf_counter() - started
 
-        LandedMonths.refresh = refresh
+            setattr(KpiDelta, name, timed)
 
 
 MEASURES = {"portal": measure_portal, "die": measure_die, "copy": measure_copy,

@@ -17,7 +17,7 @@ import datetime
 from django.db import connection
 from django.db.models.expressions import RawSQL
 
-COVERAGE_SQL = """
+_COVERAGE = """
     WITH bounds AS (SELECT %s::date AS first_day, %s::date AS last_day
     ), county_default AS (
         SELECT county_id,
@@ -29,7 +29,7 @@ COVERAGE_SQL = """
                GREATEST(k.start, b.first_day) AS on_day
           FROM contracts_contract k CROSS JOIN bounds b
          WHERE k.verified_on IS NOT NULL AND k.start <= b.last_day
-           AND (k."end" IS NULL OR k."end" >= b.first_day)
+           AND (k."end" IS NULL OR k."end" >= b.first_day){contracts_of}
          ORDER BY k.person_id, GREATEST(k.start, b.first_day), k.start, k.id
     ), by_contract AS (
         SELECT fc.person_id, a.id AS alliance_id
@@ -45,8 +45,19 @@ COVERAGE_SQL = """
       FROM contracts_insuredperson p
       LEFT JOIN by_contract bc ON bc.person_id = p.id
       LEFT JOIN county_default d ON d.county_id = p.county_id
-     WHERE COALESCE(bc.alliance_id, d.alliance_id) IS NOT NULL
+     WHERE COALESCE(bc.alliance_id, d.alliance_id) IS NOT NULL{persons_of}
 """
+COVERAGE_SQL = _COVERAGE.format(contracts_of="", persons_of="")
+
+
+def coverage_of_sql(persons):
+    """COVERAGE_SQL for some persons only: `persons` is an SQL text selecting their ids. The
+    restriction is written into the contracts' scan as well (the planner does not push a condition on
+    the result down through DISTINCT ON), so a few thousand persons cost their contracts' index
+    probes, not a pass over every contract of the city."""
+    return _COVERAGE.format(
+        contracts_of=f"\n           AND k.person_id IN ({persons})", persons_of=f"\n       AND p.id IN ({persons})",
+    )
 
 
 def coverage_params(year):

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from alliances.models import Institution
 from alliances.scope import Role, scope_for
-from settlement.kpi_aggregates.services import refresh_dates
+from settlement.kpi_aggregates.services import refresh_disease_months
 from settlement.models import InpatientCase, Scheme
 
 from .case_requests import CaseReview, DiseaseExitRequest, RequestStatus, ReviewKind
@@ -197,7 +197,7 @@ def decide_exit_request(request, *, approve, user=None, comment="", override=Fal
         request.decided_at = timezone.now()
         request.save()
         if request.status == RequestStatus.APPROVED:
-            refresh_dates([case.discharge_date])  # 病种退出率 of the dashboard (settlement.kpi_aggregates)
+            refresh_disease_months([case.discharge_date])  # 病种退出率 of the dashboard (settlement.kpi_aggregates)
     return request
 
 

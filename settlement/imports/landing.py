@@ -278,7 +278,7 @@ class _Landing:
         self.key_exists = UniqueViolation
         self.params = _history_params(plan.ctx)
         # Every history row of this landing carries this timestamp: what `before_commit` hooks use
-        # to find the rows the import wrote (settlement.kpi_aggregates.services.months_landed).
+        # to find the rows the import wrote (settlement.kpi_aggregates.services.KpiDelta.add_landed).
         plan.ctx.landed_at = self.params["now"]
         self.direct = plan.direct
         self.savepoint = None

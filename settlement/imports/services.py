@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from settlement import jobs
-from settlement.kpi_aggregates.services import LandedMonths
+from settlement.kpi_aggregates.services import KpiDelta
 
 from .errors import ImportRejected
 from .landing import make_lander
@@ -106,13 +106,14 @@ def import_file(resource, path, user=None, land_good_rows=False, job_id=None, er
     ctx = ImportContext(spec, user, lookups())
     # A job's import commits only while the job still runs: cancelled (or declared dead) before the
     # last step, it lands nothing; the job turns 已完成 in the transaction that lands the rows.
-    touched = LandedMonths(spec.model._meta.db_table)
-    ctx.before_update = touched.note_stored
+    delta = KpiDelta(spec.model._meta.db_table)
+    ctx.before_update = delta.subtract
 
     def before_commit(cursor):
-        # Inside the landing transaction: the KPI aggregates of the months this file touched
-        # change with the rows, or not at all.
-        touched.refresh(cursor, ctx.landed_at)
+        # Inside the landing transaction: the KPI aggregates change by what this file changed,
+        # with the rows, or not at all.
+        delta.add_landed(cursor, ctx.landed_at)
+        delta.apply(cursor)
         if job_id:
             jobs.mark_landed(cursor, job_id)
 

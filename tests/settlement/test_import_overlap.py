@@ -65,17 +65,17 @@ def _spy(work, used):
 def test_the_kpi_refresh_after_an_overlapped_landing_plans_with_hash_joins(city, transactional_db, tmp_path, monkeypatch):
     """The chunks land by index probes (hash and merge joins off); the KPI refresh that runs last in
     the same transaction groups a month of claims against every person, and gets them back."""
-    from settlement.kpi_aggregates.services import LandedMonths
+    from settlement.kpi_aggregates.services import KpiDelta
 
     seen = []
-    refresh = LandedMonths.refresh
+    apply = KpiDelta.apply
 
-    def spying(touched, cursor, landed_at):
+    def spying(delta, cursor):
         cursor.execute("SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin')")
         seen.append(cursor.fetchone())
-        return refresh(touched, cursor, landed_at)
+        return apply(delta, cursor)
 
-    monkeypatch.setattr(LandedMonths, "refresh", spying)
+    monkeypatch.setattr(KpiDelta, "apply", spying)
     rows = [[f"MZ{i:06d}", city.p1.id_number, "H33050200001", "2024-05-01", "普通门诊", "", "10.00", "6.00", "4.00", "否"]
             for i in range(3)]
     assert import_file("outpatient_claims", write_csv(tmp_path / "claims.csv", CLAIM_HEADERS, rows)).created == 3

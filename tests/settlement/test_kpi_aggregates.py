@@ -314,3 +314,91 @@ def test_dashboard_warns_about_years_never_rebuilt(city, client, make_user):
     assert "2024年的指标汇总尚未完整生成" in body and "2024、2025年" not in body
     rebuild_year(2024)
     assert "指标汇总尚未完整生成" not in client.get("/admin/alliances/dashboard/?year=2025").content.decode()
+
+
+def test_deltas_leave_exactly_the_rows_a_rebuild_writes(city, tmp_path, client, make_user):
+    """Imports and admin deletes change the month rows by their difference; afterwards the stored rows
+    are, row for row, the ones a rebuild writes: no row left behind with nothing in it (a unit-month
+    whose only claim moved away or went), no row missing."""
+    for year in YEARS:
+        rebuild_year(year)
+    inst, person = city["q"], city["persons"][2]
+    # q's only 2025-11 claim moves to December through a re-upload: its November rows must go.
+    OutpatientClaim.objects.filter(institution=inst, visit_date__year=2025, visit_date__month=11).delete()
+    rebuild_year(2025)
+    lone = [["LONE1", person.id_number, inst.code, "2025-11-03", "普通门诊", "", "50.00", "30.00", "20.00", "否"]]
+    write = lambda name, rows: write_csv(tmp_path / name, CLAIM_HEADERS, rows)  # noqa: E731
+    assert import_file("outpatient_claims", write("lone.csv", lone)).created == 1
+    assert KpiProviderMonth.objects.filter(year=2025, month=11, level="institution", unit_id=inst.pk).exists()
+    moved = [["LONE1", person.id_number, inst.code, "2025-12-03", "普通门诊", "", "50.00", "30.00", "20.00", "否"]]
+    assert import_file("outpatient_claims", write("moved.csv", moved)).updated == 1
+    assert not KpiProviderMonth.objects.filter(year=2025, month=11, level="institution", unit_id=inst.pk).exists()
+    client.force_login(make_user("city"))
+    gone = OutpatientClaim.objects.filter(visit_date__year=2024).order_by("pk")[:4]
+    page = client.post("/admin/settlement/outpatientclaim/", {
+        "action": "delete_selected", "_selected_action": [c.pk for c in gone], "post": "yes",
+    })
+    assert page.status_code == 302
+    after = {year: month_rows(year) for year in YEARS}
+    for year in YEARS:
+        rebuild_year(year)
+        assert month_rows(year) == after[year]
+
+
+def test_an_admin_change_moves_a_claim_between_months_units_and_persons(city, rf, make_user):
+    """A claim changed through the admin's save: out of its old month, institution and person, into
+    the new ones."""
+    from django.contrib import admin as django_admin
+
+    for year in YEARS:
+        rebuild_year(year)
+    claim = OutpatientClaim.objects.filter(visit_date__year=2025, visit_date__month__lte=6).order_by("pk").first()
+    model_admin = django_admin.site._registry[OutpatientClaim]
+    request = rf.post("/")
+    request.user = make_user("city")
+    claim.visit_date, claim.total_cost, claim.referral = d(2025, 12, 30), D("777.77"), not claim.referral
+    claim.institution, claim.person = city["h"], city["persons"][7]
+    model_admin.save_model(request, claim, form=None, change=True)
+    assert_aggregates_equal_raw(2025)
+    after = month_rows(2025)
+    rebuild_year(2025)
+    assert month_rows(2025) == after
+
+
+def test_a_delta_over_many_persons_reads_the_whole_coverage_with_the_same_rows(city, tmp_path, monkeypatch):
+    """Past COVERAGE_BY_PERSON_LIMIT persons the delta reads the city's coverage instead of theirs:
+    the same rows either way."""
+    from settlement.kpi_aggregates import services
+
+    for year in YEARS:
+        rebuild_year(year)
+    monkeypatch.setattr(services, "COVERAGE_BY_PERSON_LIMIT", 0)
+    rows = [[f"MANY{n}", p.id_number, "H33050200001", f"2025-0{1 + n % 9}-11", "普通门诊", "", "80.00", "60.00", "20.00",
+             "否"] for n, p in enumerate(city["persons"])]
+    assert import_file("outpatient_claims", write_csv(tmp_path / "many.csv", CLAIM_HEADERS, rows)).created == 40
+    assert_aggregates_equal_raw(2025)
+    after = month_rows(2025)
+    rebuild_year(2025)
+    assert month_rows(2025) == after
+
+
+def test_a_large_import_rewrites_its_months_with_the_same_rows(city, tmp_path, monkeypatch):
+    """Past DELTA_ROW_LIMIT landed rows the months an import touches (those its rows leave as well)
+    are rewritten whole instead of changed by the difference: the same rows either way."""
+    from settlement.kpi_aggregates import services
+
+    for year in YEARS:
+        rebuild_year(year)
+    monkeypatch.setattr(services, "DELTA_ROW_LIMIT", 1)
+    moved = OutpatientClaim.objects.filter(institution=city["h"], visit_date__year=2025, visit_date__month=2).first()
+    assert moved is not None
+    rows = [[moved.serial, moved.person.id_number, "H33050200001", "2025-10-01", "普通门诊", "", "55.00", "44.00", "11.00",
+             "否"],
+            ["BIG2", city["persons"][3].id_number, "H33050200001", "2025-04-01", "普通门诊", "", "80.00", "60.00", "20.00",
+             "否"]]
+    result = import_file("outpatient_claims", write_csv(tmp_path / "big.csv", CLAIM_HEADERS, rows))
+    assert (result.created, result.updated) == (1, 1)
+    assert_aggregates_equal_raw(2025)
+    after = month_rows(2025)
+    rebuild_year(2025)
+    assert month_rows(2025) == after

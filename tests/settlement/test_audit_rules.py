@@ -244,3 +244,63 @@ def test_split_admission_skips_a_stay_transferred_by_discharge_mode(hospital, pa
     first.discharge_mode = "2"
     first.save()
     assert [f.status for f in audit("SPL01")] == ["已失效"]  # no longer produced
+
+
+# --- the prefilters of DUP01, FRQ01 and FRQ02 at their boundaries ---------------------------------
+
+
+def test_duplicate_claim_counts_each_repeat_of_a_key_and_ignores_a_busy_day_without_one(hospital, patient, county):
+    first = claim(hospital, patient, "2025-03-01", total="120.00", personal="20.00", serial="MZ101")
+    claim(hospital, patient, "2025-03-01", total="120.00", personal="30.00", serial="MZ102")
+    claim(hospital, patient, "2025-03-01", total="120.00", personal="40.00", serial="MZ103")
+    # Another person-day with two claims that differ in 机构: a candidate of the prefilter, not a repeat.
+    claim(hospital, patient, "2025-03-02", total="80.00")
+    claim(factories.institution(county=county), patient, "2025-03-02", total="80.00")
+    findings = audit("DUP01")
+    assert [f.claim.serial for f in findings] == ["MZ102", "MZ103"]
+    assert [f.amount for f in findings] == [D("90.00"), D("80.00")]  # 120 − 30, 120 − 40
+    assert {f.evidence_data["earlier_claim_id"] for f in findings} == {first.pk}
+
+
+def test_frequent_visits_eleven_from_the_first_to_the_last_day_of_a_month_fire(hospital, patient):
+    days = [1, 3, 6, 9, 12, 15, 18, 21, 24, 27, 31]  # 11 visits spanning 30 days, all in May
+    for day in days:
+        claim(hospital, patient, f"2025-05-{day:02d}", total="50.00", personal="20.00")
+    (finding,) = audit("FRQ01")
+    assert finding.amount == D("30.00") and finding.subject.endswith(":5")
+
+
+def test_frequent_visits_eleven_within_thirty_days_across_two_months_do_not_fire(hospital, patient):
+    for day in range(25, 31):
+        claim(hospital, patient, f"2025-04-{day:02d}")
+    for day in range(1, 6):
+        claim(hospital, patient, f"2025-05-{day:02d}")
+    assert audit("FRQ01") == []  # 6 in April + 5 in May, within 11 days
+
+
+def test_frequent_visits_count_per_institution_not_per_person(hospital, patient, county):
+    other = factories.institution(county=county)
+    for day in range(1, 11):
+        claim(hospital, patient, f"2025-06-{day:02d}")
+        claim(other, patient, f"2025-06-{day:02d}")
+    assert audit("FRQ01") == []  # 20 visits in June, 10 at each institution
+
+
+def test_frequent_visits_two_institutions_over_the_limit_in_one_month(hospital, patient, county):
+    other = factories.institution(county=county)
+    for day in range(1, 12):
+        claim(hospital, patient, f"2025-07-{day:02d}", total="40.00", personal="10.00")
+    for day in range(1, 13):
+        claim(other, patient, f"2025-07-{day:02d}", total="60.00", personal="20.00")
+    findings = {f.institution: f for f in audit("FRQ01")}
+    assert findings[hospital].amount == D("30.00")  # the 11th visit: 40 − 10
+    assert findings[other].amount == D("80.00")  # the 11th and 12th: 2 × (60 − 20)
+    assert len(findings[other].evidence_data["beyond_claim_ids"]) == 2
+
+
+def test_same_day_three_visits_at_two_institutions_do_not_fire(county, patient):
+    a, b = (factories.institution(county=county) for _ in range(2))
+    claim(a, patient, "2025-06-01")
+    claim(a, patient, "2025-06-01", total="90.00")
+    claim(b, patient, "2025-06-01")
+    assert audit("FRQ02") == []

@@ -14,32 +14,32 @@ class DuplicateClaim(AuditRule):
     finding_on = "门诊结算记录"
 
     def select(self, ctx, params):
-        # One aggregate finds the repeated keys; only their claims are read again, through the
-        # (person, date) index, and numbered in serial order.
+        # Repeats share a (person, day): a streaming count over the (person, date) index alone (no heap,
+        # no sort, no hash of ten million keys) keeps the person-days with two claims or more; only their
+        # claims are read again, through the same index, and numbered in serial order per repeated key.
         sql = f"""
-        WITH repeated AS (
-            SELECT c.person_id, c.institution_id, c.visit_date, c.visit_type, c.total_cost
+        WITH busy AS (
+            SELECT c.person_id, c.visit_date
             FROM {TABLES["claim"]} c
             WHERE {_IN_YEAR}
-            GROUP BY c.person_id, c.institution_id, c.visit_date, c.visit_type, c.total_cost
-            HAVING count(*) > 1
+            GROUP BY c.person_id, c.visit_date
+            HAVING count(*) >= 2
         )
-        SELECT 'claim:' || d.id, i.county_id, r.institution_id, r.person_id, d.id, NULL::bigint, NULL::bigint,
+        SELECT 'claim:' || d.id, i.county_id, d.institution_id, b.person_id, d.id, NULL::bigint, NULL::bigint,
                d.fund_paid,
                format('与先前的结算流水号%%s参保人、机构、就诊日期（%%s）、门诊类型（%%s）和总费用（%%s元）均相同',
-                      d.first_serial, r.visit_date, r.visit_type, r.total_cost),
+                      d.first_serial, b.visit_date, d.visit_type, d.total_cost),
                jsonb_build_object('earlier_claim_id', d.first_id, 'earlier_serial', d.first_serial)
-        FROM repeated r
+        FROM busy b
         CROSS JOIN LATERAL (
-            SELECT c.id, c.fund_paid,
+            SELECT c.id, c.fund_paid, c.institution_id, c.visit_type, c.total_cost,
                    first_value(c.id) OVER w AS first_id, first_value(c.serial) OVER w AS first_serial,
                    row_number() OVER w AS rn
             FROM {TABLES["claim"]} c
-            WHERE c.person_id = r.person_id AND c.visit_date = r.visit_date AND c.institution_id = r.institution_id
-              AND c.visit_type = r.visit_type AND c.total_cost = r.total_cost
-            WINDOW w AS (ORDER BY c.serial, c.id)
+            WHERE c.person_id = b.person_id AND c.visit_date = b.visit_date
+            WINDOW w AS (PARTITION BY c.institution_id, c.visit_type, c.total_cost ORDER BY c.serial, c.id)
         ) d
-        JOIN {TABLES["institution"]} i ON i.id = r.institution_id
+        JOIN {TABLES["institution"]} i ON i.id = d.institution_id
         WHERE d.rn > 1
         """
         return sql, ctx.named()
@@ -53,35 +53,44 @@ class FrequentVisits(AuditRule):
     finding_on = "参保人×机构×月"
 
     def select(self, ctx, params):
-        # An aggregate finds the busy (person, institution, month); only their visits are read again,
-        # through the (person, date) index, and numbered in date order: those past the limit are the amount.
+        # More than `limit` visits in one month at one institution means the person's visit `limit`
+        # places earlier (at any institution) is at most 30 days back: a window over the (person, date)
+        # index alone, in its order (no heap, no sort), finds that superset of (person, month) cheaply.
+        # Only those months are read again, through the same index, and counted per institution; the
+        # visits numbered past the limit in date order are the amount.
         sql = f"""
         WITH heavy AS (
-            SELECT c.person_id, c.institution_id, date_trunc('month', c.visit_date)::date AS first_day
-            FROM {TABLES["claim"]} c
-            WHERE {_IN_YEAR}
-            GROUP BY 1, 2, 3
-            HAVING count(*) > %(limit)s
+            SELECT DISTINCT x.person_id, date_trunc('month', x.visit_date)::date AS first_day
+            FROM (
+                SELECT c.person_id, c.visit_date,
+                       lag(c.visit_date, %(limit)s) OVER (PARTITION BY c.person_id ORDER BY c.visit_date) AS back
+                FROM {TABLES["claim"]} c
+                WHERE {_IN_YEAR}
+            ) x
+            WHERE x.visit_date - x.back <= 30
         )
-        SELECT format('p%%s:i%%s:%%s', h.person_id, h.institution_id, extract(month FROM h.first_day)::int),
-               i.county_id, h.institution_id, h.person_id, NULL::bigint, NULL::bigint, NULL::bigint,
+        SELECT format('p%%s:i%%s:%%s', h.person_id, v.institution_id, extract(month FROM h.first_day)::int),
+               i.county_id, v.institution_id, h.person_id, NULL::bigint, NULL::bigint, NULL::bigint,
                v.beyond,
                format('%%s年%%s月在本机构门诊就诊%%s次，超过每月%%s次；超出的%%s次统筹支付合计%%s元',
                       %(year)s, extract(month FROM h.first_day)::int, v.n, %(limit)s, v.n - %(limit)s, v.beyond),
                jsonb_build_object('claim_ids', v.ids, 'beyond_claim_ids', v.beyond_ids)
         FROM heavy h
         CROSS JOIN LATERAL (
-            SELECT count(*) AS n, sum(x.fund_paid) FILTER (WHERE x.rn > %(limit)s) AS beyond,
+            SELECT x.institution_id, count(*) AS n, sum(x.fund_paid) FILTER (WHERE x.rn > %(limit)s) AS beyond,
                    array_agg(x.id ORDER BY x.rn) AS ids,
                    array_agg(x.id ORDER BY x.rn) FILTER (WHERE x.rn > %(limit)s) AS beyond_ids
             FROM (
-                SELECT c.id, c.fund_paid, row_number() OVER (ORDER BY c.visit_date, c.serial, c.id) AS rn
+                SELECT c.id, c.institution_id, c.fund_paid,
+                       row_number() OVER (PARTITION BY c.institution_id ORDER BY c.visit_date, c.serial, c.id) AS rn
                 FROM {TABLES["claim"]} c
-                WHERE c.person_id = h.person_id AND c.institution_id = h.institution_id
+                WHERE c.person_id = h.person_id
                   AND c.visit_date >= h.first_day AND c.visit_date < (h.first_day + interval '1 month')::date
             ) x
+            GROUP BY x.institution_id
+            HAVING count(*) > %(limit)s
         ) v
-        JOIN {TABLES["institution"]} i ON i.id = h.institution_id
+        JOIN {TABLES["institution"]} i ON i.id = v.institution_id
         """
         return sql, ctx.named(limit=params.monthly_visit_limit)
 

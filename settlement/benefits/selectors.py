@@ -31,6 +31,25 @@ def differing(year, user=None, region_code=None):
     return restrict(figures, user) if user is not None else figures
 
 
+def figure_keys(ids):
+    """The `BenefitFigure` rows of these view ids, as a Q each branch of the view reads by its index.
+
+    A matching claim's id is 2 × its claim's id, an expression no index holds: asked for by `id` alone,
+    that branch would be scanned whole. Each arm names one branch by its constants (`stored`,
+    `care_type`), so the planner keeps only the arm of its own branch: the stored rows by their
+    primary key, the matching claims and cases by theirs.
+    """
+    ids = [int(pk) for pk in ids]
+    claims = [pk // 2 for pk in ids if pk % 2 == 0]
+    cases = [pk // 2 for pk in ids if pk % 2 == 1]
+    match = Q(stored=True, pk__in=ids)
+    if claims:
+        match |= Q(stored=False, care_type=CareType.OUTPATIENT, claim_id__in=claims)
+    if cases:
+        match |= Q(stored=False, care_type=CareType.INPATIENT, case_id__in=cases)
+    return match
+
+
 def totals_by_institution(figures):
     """Per institution: how many differ, Σ 统筹支付, Σ 应付统筹, Σ difference (largest first).
 

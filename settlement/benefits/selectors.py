@@ -6,7 +6,7 @@ import datetime
 import functools
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 
 from alliances.scope import restrict
@@ -150,7 +150,10 @@ def _derive(year, care_type, person_id=None):
     person = person_id is not None
     statement = (arithmetic.outpatient_derived(names, person) if care_type == CareType.OUTPATIENT
                  else arithmetic.inpatient_derived(names, person))
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The rule map's estimate (every level × 险种 × 门诊类型 × disease) passes jit_above_cost: compiling
+        # it took 4.7 of a claim page's 4.8 s, for a statement that runs in 0.1 s over one person-year.
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(statement.inline(), {**values, "person": person_id})
         columns = [c.name for c in cursor.description]
         return [Derivation(**dict(zip(columns, row)), year=year) for row in cursor.fetchall()]

@@ -294,8 +294,9 @@ class AllFiguresPaginator(UncountedPaginator):
             # `end`-th. A deep page reads the other branches down to it only (a year's cases, whose
             # view ids are all below the claims', are then not read at all).
             floor = claims[-1] if len(claims) == end else None
-            stored, cases = (self._branch(table, key, bound, after, floor)[:end] for table, key, bound in others)
-            keys = sorted(claims + list(stored.union(cases, all=True).order_by("-id")[:end]), reverse=True)[skip:end]
+            # Each branch on its own (a union of an empty search's querysets cannot be ordered).
+            keys = sorted(claims + [pk for table, key, bound in others
+                                    for pk in self._branch(table, key, bound, after, floor)[:end]], reverse=True)[skip:end]
             if not keys:
                 return []
             rows = {row.pk: row for row in self.object_list.order_by().filter(selectors.figure_keys(keys))}

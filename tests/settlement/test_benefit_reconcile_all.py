@@ -148,6 +148,10 @@ def test_all_scope_per_role(client, make_user, year):
     assert seen[("county", "330503")] == {"MZ-NANXUN"}
     assert seen[("hospital", place["二级"].code)] == {"MZ-OVER", "MZ-R2", "ZY-R"}
     assert seen[("hospital", place["haikou_secondary"].code)] == set()
+    # another county's institution code: no rows at once (the search answers nothing), not an error
+    client.force_login(make_user("county", "330503"))
+    response = client.get(reverse(RECONCILE) + f"?differs=all&q={place['二级'].code}")
+    assert response.status_code == 200 and _listed(response) == []
 
 
 def test_a_matching_row_has_its_own_page_in_scope_only(client, make_user, year):

@@ -46,6 +46,11 @@ BIG = {
     # a view over every claim and case of a computed year, and two tables scoped through joins
     "settlement.benefitfigure", "settlement.referral", "settlement.relocation",
 }
+# Pages whose every filter, sort, search and deep page is timed again with these parameters added:
+# the 核对 page under 全部 (every claim and case of a computed year, not only the differing ones).
+ALSO_UNDER = {"settlement.benefitfigure": [("全部", {"differs": "all"}), ("无适用规则", {"differs": "unruled"})]}
+# SimpleListFilters of these pages timed at each of their choices (they name no bench_value).
+EVERY_CHOICE = {"settlement.benefitfigure"}
 
 
 class FakeRequest:
@@ -102,6 +107,10 @@ def changelist_pages(model_admin, request, sample):
         elif getattr(spec, "bench_value", None):  # a SimpleListFilter that names a typical choice
             pages.append((f"{opts.verbose_name} 筛选 {spec.parameter_name}",
                           f"{url}?{urlencode({spec.parameter_name: spec.bench_value})}"))
+        elif label in EVERY_CHOICE and hasattr(spec, "lookups"):
+            for value, _ in spec(request, {}, model_admin.model, model_admin).lookup_choices or ():
+                pages.append((f"{opts.verbose_name} 筛选 {spec.parameter_name}={value}",
+                               f"{url}?{urlencode({spec.parameter_name: value})}"))
     searches = {
         "身份证号": sample["id_number"], "机构编码": sample["institution"],
         "流水号": sample["case_serial"] if opts.model_name == "inpatientcase" else sample["claim_serial"],
@@ -111,6 +120,11 @@ def changelist_pages(model_admin, request, sample):
         for kind, term in searches.items():
             if term:
                 pages.append((f"{opts.verbose_name} 搜索{kind}", f"{url}?{urlencode({'q': term})}"))
+    for name, params in ALSO_UNDER.get(label, ()):
+        extra = urlencode(params)
+        key = next(iter(params))
+        pages += [(f"{title}（{name}）", f"{page}{'&' if '?' in page else '?'}{extra}")
+                  for title, page in list(pages) if f"{key}=" not in page]
     return [page for page in pages if page[1]]
 
 
@@ -130,7 +144,33 @@ def page_list(user, sample):
     unit = _first_visible(UnitResult, user)
     if unit is not None:
         pages.append(("单位结算结果", reverse("admin:settlement_unitresult_change", args=[unit.pk])))
+    if user.has_perm("settlement.view_benefitfigure"):  # a 核对 row's page: one stored, one 一致 (no row of its own)
+        for title, pk in _figure_samples(user):
+            pages.append((title, reverse("admin:settlement_benefitfigure_change", args=[pk])))
     return pages
+
+
+def _figure_samples(user):
+    from alliances.scope import restrict
+    from settlement.benefits.models import BenefitComputation, BenefitFigure, UnmatchedFigure
+    from settlement.benefits.selectors import DIFFERS
+    from settlement.models import OutpatientClaim
+
+    samples = []
+    stored = restrict(BenefitFigure.objects.filter(DIFFERS).order_by("-difference", "-id"), user).first()
+    if stored is not None:
+        samples.append(("核对 不一致记录页面", stored.pk))
+    year = BenefitComputation.objects.order_by("-year").first()
+    if year is not None:
+        claims = restrict(OutpatientClaim.objects.filter(
+            visit_date__gte=f"{year.year}-01-01", visit_date__lte=f"{year.year}-12-31", pk__lte=year.last_claim_id,
+        ).order_by("-pk"), user).values_list("pk", flat=True)[:50]
+        ids = [2 * pk for pk in claims]
+        taken = set(UnmatchedFigure.objects.filter(pk__in=ids).values_list("pk", flat=True))
+        matching = next((pk for pk in ids if pk not in taken), None)
+        if matching is not None:
+            samples.append(("核对 一致记录页面", matching))
+    return samples
 
 
 def _first_visible(model, user):
@@ -151,9 +191,9 @@ def time_page(client, url, repeat):
 
 def linked_deep_page(client, title, url):
     """Page 500 as a clerk reaches it: the 下一页 link of page 499 (with the key it carries)."""
-    if not url.endswith("?p=500"):
+    if not re.search(r"[?&]p=500(&|$)", url):
         return []
-    page = client.get(url[: -len("500")] + "499").content.decode()
+    page = client.get(re.sub(r"([?&]p=)500", r"\g<1>499", url)).content.decode()
     link = re.search(r'<a href="([^"]+)">下一页</a>', page)
     if not link or "k=" not in link.group(1):
         return []

@@ -284,6 +284,9 @@ class BenefitFigure(ScopedModel, FigureColumns):
                               on_delete=models.DO_NOTHING, related_name="benefit_figures", db_constraint=False)
     case = models.ForeignKey(InpatientCase, verbose_name="住院病例", null=True, blank=True,
                              on_delete=models.DO_NOTHING, related_name="benefit_figures", db_constraint=False)
+    # A constant in each branch of the view (TRUE for the stored rows): a query naming it is planned
+    # over that branch alone (the 核对 page's 全部 reads the branches apart and merges them).
+    stored = models.BooleanField("单独保存的测算", default=False, editable=False)
 
     scope_region = "institution__county"
     scope_institution = "institution"

@@ -6,7 +6,7 @@ import datetime
 import functools
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 
 from alliances.scope import restrict
@@ -29,6 +29,25 @@ def differing(year, user=None, region_code=None):
     if region_code:
         figures = figures.filter(institution__county__code=region_code)
     return restrict(figures, user) if user is not None else figures
+
+
+def figure_keys(ids):
+    """The `BenefitFigure` rows of these view ids, as a Q each branch of the view reads by its index.
+
+    A matching claim's id is 2 × its claim's id, an expression no index holds: asked for by `id` alone,
+    that branch would be scanned whole. Each arm names one branch by its constants (`stored`,
+    `care_type`), so the planner keeps only the arm of its own branch: the stored rows by their
+    primary key, the matching claims and cases by theirs.
+    """
+    ids = [int(pk) for pk in ids]
+    claims = [pk // 2 for pk in ids if pk % 2 == 0]
+    cases = [pk // 2 for pk in ids if pk % 2 == 1]
+    match = Q(stored=True, pk__in=ids)
+    if claims:
+        match |= Q(stored=False, care_type=CareType.OUTPATIENT, claim_id__in=claims)
+    if cases:
+        match |= Q(stored=False, care_type=CareType.INPATIENT, case_id__in=cases)
+    return match
 
 
 def totals_by_institution(figures):
@@ -131,7 +150,10 @@ def _derive(year, care_type, person_id=None):
     person = person_id is not None
     statement = (arithmetic.outpatient_derived(names, person) if care_type == CareType.OUTPATIENT
                  else arithmetic.inpatient_derived(names, person))
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The rule map's estimate (every level × 险种 × 门诊类型 × disease) passes jit_above_cost: compiling
+        # it took 4.7 of a claim page's 4.8 s, for a statement that runs in 0.1 s over one person-year.
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(statement.inline(), {**values, "person": person_id})
         columns = [c.name for c in cursor.description]
         return [Derivation(**dict(zip(columns, row)), year=year) for row in cursor.fetchall()]

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseForbidden, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -149,6 +150,11 @@ class ScopedAdmin(ScopedWrites, AuditHistoryMixin, SimpleHistoryAdmin):
         stored = self.model._base_manager.filter(pk=obj.pk).first() if obj is not None else None
         return stored is None or write_refusal(stored, request.user) is not None
 
+    def object_lookup(self, pk):
+        """The filter that finds one row by its primary key; a model whose key no index holds (a view's
+        computed id) names the columns that find it instead."""
+        return Q(pk=pk)
+
     def _require_in_scope(self, request, object_id):
         if object_id is None:
             return
@@ -157,7 +163,7 @@ class ScopedAdmin(ScopedWrites, AuditHistoryMixin, SimpleHistoryAdmin):
             pk = model._meta.pk.to_python(unquote(object_id))
         except Exception:
             raise Http404("对象不存在") from None
-        if not self.get_queryset(request).filter(pk=pk).exists():
+        if not self.get_queryset(request).filter(self.object_lookup(pk)).exists():
             # Same answer whether the row exists elsewhere or not at all: no probing.
             raise Http404("对象不存在或不在您的数据范围内")
 

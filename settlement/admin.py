@@ -1,3 +1,5 @@
+import contextlib
+
 from django.contrib import admin
 from django.db import connection, transaction
 
@@ -34,17 +36,19 @@ class KpiAggregatesKept:
             delta.apply(cursor)
 
     def delete_model(self, request, obj):
-        self._deleting(lambda: super(KpiAggregatesKept, self).delete_model(request, obj), [obj.pk])
+        with self._removing([obj.pk]):
+            super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
-        ids = list(queryset.order_by().values_list("pk", flat=True))
-        self._deleting(lambda: super(KpiAggregatesKept, self).delete_queryset(request, queryset), ids)
+        with self._removing(list(queryset.order_by().values_list("pk", flat=True))):
+            super().delete_queryset(request, queryset)
 
-    def _deleting(self, delete, ids):
+    @contextlib.contextmanager
+    def _removing(self, ids):
         delta = KpiDelta(self.model._meta.db_table)
         with transaction.atomic(), connection.cursor() as cursor:
             delta.subtract(cursor, self._rows_sql(), [ids])
-            delete()
+            yield
             delta.apply(cursor)
 
 

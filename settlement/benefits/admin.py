@@ -10,7 +10,7 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.db.models.sql.datastructures import BaseTable
 from django.db.models.functions import ExtractYear
 from django.contrib.admin.utils import unquote
-from django.http import FileResponse, Http404
+from django.http import FileResponse
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -355,17 +355,16 @@ class BenefitFigureAdmin(BigTableAdmin, ScopedAdmin):
         return AllFiguresPaginator(queryset, per_page, number=requested_page(request), cursor=requested_cursor(request),
                                    allow_empty_first_page=allow_empty_first_page)
 
-    def get_object(self, request, object_id, from_field=None):
+    def object_lookup(self, pk):
         # By the branch's own key (selectors.figure_keys): `id` alone is 2 × a claim's id in the view.
+        return selectors.figure_keys([pk])
+
+    def get_object(self, request, object_id, from_field=None):
         try:
             pk = int(unquote(object_id))
         except (TypeError, ValueError):
             return None
-        return self.get_queryset(request).filter(selectors.figure_keys([pk])).first()
-
-    def _require_in_scope(self, request, object_id):
-        if object_id is not None and self.get_object(request, object_id) is None:
-            raise Http404("对象不存在或不在您的数据范围内")
+        return self.get_queryset(request).filter(self.object_lookup(pk)).first()
 
     @admin.display(description="测算过程")
     def derivation(self, obj):

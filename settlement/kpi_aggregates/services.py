@@ -316,16 +316,6 @@ def refresh_months(year, months):
         _refresh_months(cursor, year, months)
 
 
-def refresh_dates(dates):
-    """Rewrite the months of these dates (a claim's old and new visit date, say)."""
-    by_year = {}
-    for day in dates:
-        if day is not None:
-            by_year.setdefault(day.year, set()).add(day.month)
-    for year, months in sorted(by_year.items()):
-        refresh_months(year, months)
-
-
 def rebuild_year(year):
     """Every aggregate of the year, from scratch; returns the seconds it took."""
     started = time.monotonic()

@@ -23,7 +23,7 @@ from settlement.engine.schemes.alliance_budget import actual_by_alliance
 from settlement.imports.services import import_file
 from settlement.kpi_aggregates import selectors
 from settlement.kpi_aggregates.models import KpiAggregateYear, KpiPopulationMonth, KpiProviderMonth
-from settlement.kpi_aggregates.services import rebuild_year, refresh_dates
+from settlement.kpi_aggregates.services import rebuild_year, refresh_months
 from settlement.models import BedDayCategory, InpatientCase, OutpatientClaim, VisitType
 from tests import factories
 from tests.settlement.test_import_support import write_csv
@@ -202,8 +202,9 @@ def test_a_staged_month_refresh_writes_the_rows_a_rebuild_writes(city):
     OutpatientClaim.objects.filter(changed).update(total_cost=Decimal("1.00"), referral=True)
     InpatientCase.objects.filter(discharge_date__month=7).update(transferred=True)
     with transaction.atomic():
-        refresh_dates([d(2024, 7, 1), d(2025, 1, 31), d(2025, 7, 4)])
-        refresh_dates([d(2025, 7, 5)])  # again in the same transaction: the staged tables do not collide
+        refresh_months(2024, [7])
+        refresh_months(2025, [1, 7])
+        refresh_months(2025, [7])  # again in the same transaction: the staged tables do not collide
     refreshed = {year: month_rows(year) for year in YEARS}
     for year in YEARS:
         assert refreshed[year] != before[year]  # the changed months moved

@@ -66,6 +66,17 @@ class Scope:
         """The city bureau (and superusers) write city-wide; the auditor sees all but writes nothing."""
         return self.sees_all and self.role == Role.CITY
 
+    @property
+    def institutions_seen(self):
+        """The ids of the institutions whose rows this scope reads, or None when it reads every one."""
+        if self.sees_all:
+            return None
+        if self.is_regional:
+            return self.region_institution_ids
+        if self.is_hospital:
+            return self.institution_ids
+        return frozenset()
+
     def unit_code_allowed(self, code):
         if self.sees_all:
             return True

@@ -168,3 +168,34 @@ def test_a_matching_row_has_its_own_page_in_scope_only(client, make_user, year):
     assert client.get(reverse("admin:settlement_benefitfigure_change", args=[2 * (case.pk + 10_000) + 1])).status_code == 404
     client.force_login(make_user("county", "330503"))
     assert client.get(reverse("admin:settlement_benefitfigure_change", args=[2 * matching.pk])).status_code == 404
+
+
+def test_all_filters_on_an_institution_read_the_users_institutions_first(client, make_user, year):
+    place, rows, _ = year
+
+    def listed(query):
+        return _listed(client.get(reverse(RECONCILE) + "?differs=all&" + query))
+
+    def of(*serials):
+        return [(serial, rows[serial][1]) for serial in _newest_first(rows, serials)]
+
+    # a hospital: its own county lists its rows; another county, or a level none of its institutions has,
+    # lists nothing without reading a claim or a case
+    client.force_login(make_user("hospital", place["二级"].code))
+    assert listed(f"institution__county__id__exact={place['wuxing'].pk}") == of("MZ-OVER", "MZ-R2", "ZY-R")
+    for query in (f"institution__county__id__exact={place['nanxun'].pk}", "level__exact=三级"):
+        with CaptureQueriesContext(connection) as queries:
+            assert listed(query) == []
+        read = " ".join(q["sql"] for q in queries.captured_queries)
+        assert "benefitmatchingclaim" not in read and "benefitmatchingcase" not in read, query
+    # the city itself has no institution of its own
+    client.force_login(make_user("city"))
+    assert listed(f"institution__county__id__exact={place['wuxing'].parent_id}") == []
+    # a stored row keeps the level its institution had when computed; a matching row shows its institution's
+    place["二级"].level = "一级"
+    place["二级"].save()
+    assert listed("level__exact=二级") == of("MZ-OVER", "MZ-NANXUN")
+    assert listed("level__exact=一级") == of("MZ-R2", "ZY-R")
+    # a county that is not a number: the admin's own error page for bad filters, no rows read
+    response = client.get(reverse(RECONCILE) + "?differs=all&institution__county__id__exact=abc")
+    assert response.status_code == 302 and "e=1" in response["Location"]

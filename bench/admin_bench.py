@@ -49,7 +49,8 @@ BIG = {
 # Pages whose every filter, sort, search and deep page is timed again with these parameters added:
 # the 核对 page under 全部 (every claim and case of a computed year, not only the differing ones).
 ALSO_UNDER = {"settlement.benefitfigure": [("全部", {"differs": "all"}), ("无适用规则", {"differs": "unruled"})]}
-# SimpleListFilters of these pages timed at each of their choices (they name no bench_value).
+# Pages whose filters are timed at each of their choices (SimpleListFilters name no bench_value; a county or
+# a level may match none of a role's rows, which an index walk in the list's order reads to its end).
 EVERY_CHOICE = {"settlement.benefitfigure"}
 
 
@@ -93,17 +94,23 @@ def changelist_pages(model_admin, request, sample):
         if name in sortable:
             pages.append((f"{opts.verbose_name} 按第{position}列倒序", f"{url}?o=-{position}"))
     for spec in model_admin.get_list_filter(request):
-        if isinstance(spec, (list, tuple)):  # (field, FilterClass), e.g. EmptyFieldListFilter
+        if isinstance(spec, (list, tuple)) and issubclass(spec[1], admin.EmptyFieldListFilter):
             pages.append((f"{opts.verbose_name} 筛选 {spec[0]}为空", f"{url}?{urlencode({spec[0] + '__isempty': 1})}"))
-        elif isinstance(spec, str):
+            continue
+        if isinstance(spec, (list, tuple)):  # (field, a FieldListFilter of the field's own parameters)
+            spec = spec[0]
+        if isinstance(spec, str):
             field = get_fields_from_path(model_admin.model, spec)[-1]
             if field.is_relation:
-                value = field.related_model._default_manager.values_list("pk", flat=True).first()
+                values = list(field.related_model._default_manager.order_by("pk").values_list("pk", flat=True))
                 key = f"{spec}__id__exact"
             else:
-                value = ([c for c, _ in (field.choices or [])] or [1])[0]
+                values = [c for c, _ in (field.choices or [])] or [1]
                 key = f"{spec}__exact"
-            pages.append((f"{opts.verbose_name} 筛选 {spec}", f"{url}?{urlencode({key: value})}"))
+            # The first choice everywhere; every choice where a choice may match none of a role's rows.
+            for value in values if label in EVERY_CHOICE else values[:1]:
+                suffix = f"={value}" if label in EVERY_CHOICE else ""
+                pages.append((f"{opts.verbose_name} 筛选 {spec}{suffix}", f"{url}?{urlencode({key: value})}"))
         elif getattr(spec, "bench_value", None):  # a SimpleListFilter that names a typical choice
             pages.append((f"{opts.verbose_name} 筛选 {spec.parameter_name}",
                           f"{url}?{urlencode({spec.parameter_name: spec.bench_value})}"))

@@ -15,6 +15,7 @@ from django.utils import timezone
 from alliances.models import Alliance, Institution, UserScope
 from alliances.scope import Role
 from alliances.services import create_user
+from settlement.analysis import aggregates as drg_aggregates
 from settlement.engine.models import PaymentPolicy
 from settlement.kpi_aggregates.services import rebuild_year
 from settlement.models import InpatientCase, OutpatientClaim
@@ -177,6 +178,11 @@ def _seed(profile, year, log, writer, started):
     for kpi_year in (city.year - 1, city.year):
         seconds = rebuild_year(kpi_year)
         log(f"  {kpi_year}年指标汇总已生成（{seconds} 秒）")
+    # The DRG 运行分析 page reads its pre-aggregates, which a DRG run rebuilds when it finishes: the demo
+    # settles nothing, so it builds them itself, or the page would compute the year's cases live.
+    for drg_year in (city.year - 1, city.year):
+        seconds = drg_aggregates.rebuild_year(drg_year)
+        log(f"  {drg_year}年DRG运行分析汇总已生成（{seconds} 秒）")
     reference = {
         "统筹区/县区": len(city.counties) + 1,
         "定点医疗机构": len(city.institutions),

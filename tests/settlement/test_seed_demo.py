@@ -216,6 +216,16 @@ def test_drg_analysis_of_the_demo_shows_a_spread_of_institutions(seeded, db):
     assert max(cmis) - min(cmis) > Decimal("0.3") and max(costs) - min(costs) > Decimal("0.2")
 
 
+def test_drg_analysis_page_reads_pre_aggregates_equal_to_the_live_figures(seeded, db):
+    from settlement.analysis import aggregates, drg as analysis
+
+    for year in (YEAR - 1, YEAR):
+        stored, fresh = aggregates.read_indices(year, ("institution", "pool"))
+        assert fresh, year
+        live = analysis.indices(year, ("institution", "pool"))
+        assert stored and sorted(map(repr, stored)) == sorted(map(repr, live)), year
+
+
 def whole(value):
     return Decimal(value).quantize(Decimal("1"), rounding="ROUND_HALF_UP")
 

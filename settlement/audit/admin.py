@@ -85,7 +85,8 @@ class RecoveryFilter(admin.SimpleListFilter):
     parameter_name = "recovery"
 
     def lookups(self, request, model_admin):
-        return [("deducted", "已在结算中扣款"), ("standalone", "单独追回（未纳入任何结算）")]
+        # A split finding partly deducted is in both: its deducted shares and the rest recovered on its own.
+        return [("deducted", "已在结算中扣款（全部或部分）"), ("standalone", "单独追回（未在结算中全额扣回）")]
 
     def queryset(self, request, queryset):
         if self.value() == "deducted":

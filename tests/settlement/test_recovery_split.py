@@ -165,7 +165,7 @@ def test_a_findings_claims_in_two_units_are_deducted_each_in_its_own(world, clie
     assert "按单据分摊：疑点涉及金额42.50元中本单据的部分" in page and "30.00" in page
 
 
-def test_a_claim_in_no_schemes_a_leaves_exactly_its_share_stand_alone(world):
+def test_a_claim_in_no_schemes_a_leaves_exactly_its_share_stand_alone(world, client):
     """FRQ02: p1 at three institutions one day; the 7.25 特病门诊 visit is in no capitation A."""
     p1, day = world["p1"], datetime.date(2025, 5, 6)
     third = factories.institution(county=world["county"])
@@ -182,6 +182,11 @@ def test_a_claim_in_no_schemes_a_leaves_exactly_its_share_stand_alone(world):
     assert in_year(run, "YGT-B").recovery == D("0.00")
     (alone,) = recovery.standalone(2025)
     assert (alone.pk, alone.amount, alone.deducted, alone.rest) == (finding.pk, D("49.75"), D("42.50"), D("7.25"))
+    # On the findings list it is both partly deducted and, for the rest, recovered on its own.
+    client.force_login(world["city"])
+    for value in ("standalone", "deducted"):
+        listing = client.get(reverse("admin:settlement_finding_changelist"), {"recovery": value})
+        assert [f.pk for f in listing.context_data["cl"].result_list] == [finding.pk], value
 
 
 def test_a_claim_deleted_since_leaves_its_share_stand_alone_and_nothing_is_spread(world):

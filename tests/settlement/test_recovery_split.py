@@ -7,6 +7,8 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -310,3 +312,19 @@ def test_a_bad_year_gets_a_chinese_message(standalone_set, client):
                           ("", "请指定年度")):
         response = sheet(client, standalone_set["city"], year=year)
         assert response.status_code == 400 and message in response.content.decode(), year
+
+
+def test_the_printable_list_reads_a_fixed_number_of_queries(standalone_set, client):
+    client.force_login(standalone_set["city"])
+
+    def count():
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(reverse("admin:settlement_finding_standalone"), {"year": 2025}).status_code == 200
+        return len(queries)
+
+    before = count()
+    ia = standalone_set["ia"]
+    for month in range(7, 12):
+        as_frq01_writes_it(standalone_set, [claim(standalone_set["p1"], ia, datetime.date(2025, month, 1), "1.00",
+                                                  visit_type=VisitType.SPECIAL)])
+    assert count() == before

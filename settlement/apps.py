@@ -11,6 +11,7 @@ class SettlementConfig(AppConfig):
         from alliances import hooks
 
         from . import doors
+        from .audit import rules  # noqa: F401  (registers the audit rules recovery splits findings by)
         from .analysis.kpis import unit_kpis
         from .imports import door as spreadsheets
 

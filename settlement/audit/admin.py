@@ -3,13 +3,14 @@ links, appeal and decision forms, bulk review, and running the audit as a backgr
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from alliances.models import Region
+from alliances.formatting import money
+from alliances.models import Institution, Region
 from alliances.scope import Role, restrict, scope_for
 from alliances.scoped_admin import ScopedAdmin
 from settlement.engine.case_requests import ReviewKind
@@ -18,7 +19,7 @@ from settlement.models import InpatientCase, OutpatientClaim
 from . import recovery, services
 from .models import Finding, FindingStatus, FindingStep
 from .rules import registered_rules
-from .selectors import counts_by_rule_and_institution
+from .selectors import counts_by_rule_and_institution, standalone_by_institution
 from .rules.inpatient import HighMultipleCase
 
 REASON = forms.CharField(label="理由", widget=forms.Textarea(attrs={"rows": 4}), max_length=2000)
@@ -34,6 +35,20 @@ class RunAuditForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["region"].queryset = restrict(Region.objects.filter(parent__isnull=False), user)
         self.fields["rules"].choices = [(code, f"{code} {rule.name}") for code, rule in registered_rules().items()]
+
+
+class StandaloneForm(forms.Form):
+    """The stand-alone recoveries page's query: ?year=YYYY[&institution=机构编码]."""
+
+    year = forms.IntegerField(label="年度", min_value=2000, max_value=2100, error_messages={
+        "required": "请指定年度（如 ?year=2025）", "invalid": "年度参数无效：请填写四位数字年度，如2025",
+        "min_value": "年度参数无效：年度应在2000至2100之间", "max_value": "年度参数无效：年度应在2000至2100之间",
+    })
+    institution = forms.CharField(label="机构编码", required=False, max_length=40)
+
+
+def _money_cells(totals):
+    return {"amount": money(totals.amount), "deducted": money(totals.deducted), "rest": money(totals.rest)}
 
 
 class AppealForm(forms.Form):
@@ -70,7 +85,8 @@ class RecoveryFilter(admin.SimpleListFilter):
     parameter_name = "recovery"
 
     def lookups(self, request, model_admin):
-        return [("deducted", "已在结算中扣款"), ("standalone", "单独追回（未纳入任何结算）")]
+        # A split finding partly deducted is in both: its deducted shares and the rest recovered on its own.
+        return [("deducted", "已在结算中扣款（全部或部分）"), ("standalone", "单独追回（未在结算中全额扣回）")]
 
     def queryset(self, request, queryset):
         if self.value() == "deducted":
@@ -145,6 +161,7 @@ class FindingAdmin(ScopedAdmin):
             path("run/", wrap(self.run_view), name="settlement_finding_run"),
             path("<int:pk>/appeal/", wrap(self.appeal_view), name="settlement_finding_appeal"),
             path("<int:pk>/decide/", wrap(self.decide_view), name="settlement_finding_decide"),
+            path("standalone/", wrap(self.standalone_view), name="settlement_finding_standalone"),
             *super().get_urls(),
         ]
 
@@ -202,6 +219,39 @@ class FindingAdmin(ScopedAdmin):
                 return HttpResponseRedirect(reverse("admin:settlement_finding_change", args=[finding.pk]))
         return self._form_page(request, f"认定：{finding}", form, "保存认定")
 
+    def standalone_view(self, request):
+        """打印: the year's stand-alone recoveries per institution, of the findings this user may read."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {"printed_by": request.user, "findings_url": reverse("admin:settlement_finding_changelist")}
+        form = StandaloneForm(request.GET)
+        if not form.is_valid():
+            context["error"] = "；".join(e for errors in form.errors.values() for e in errors)
+            return TemplateResponse(request, "settlement/standalone_recoveries.html", context, status=400)
+        year, code = form.cleaned_data["year"], form.cleaned_data["institution"]
+        findings = self.get_queryset(request)
+        institution = None
+        if code:
+            # The same answer whether the institution exists elsewhere or not at all: no probing.
+            institution = restrict(Institution.objects.filter(code=code), request.user).first()
+            if institution is None:
+                raise Http404("机构不存在或不在您的数据范围内")
+            findings = findings.filter(institution=institution)
+        groups, overall = standalone_by_institution(findings, year)
+        context.update(year=year, institution=institution, overall=_money_cells(overall), groups=[{
+            "label": group.label, **_money_cells(group.totals),
+            "findings": [{"rule": f.rule, "rule_name": f.rule_name, "subject": f.subject, "evidence": f.evidence,
+                          "amount": money(f.amount), "deducted": money(f.deducted), "rest": money(f.rest)}
+                         for f in group.findings],
+        } for group in groups])
+        return TemplateResponse(request, "settlement/standalone_recoveries.html", context)
+
+    def standalone_url(self, request):
+        """The printable list for the year the changelist is filtered to (else the latest year read)."""
+        year = request.GET.get("year") or (self.get_queryset(request).order_by("-year")
+                                           .values_list("year", flat=True).first())
+        return f"{reverse('admin:settlement_finding_standalone')}?{urlencode({'year': year})}" if year else None
+
     # --- bulk review (bureau staff) ----------------------------------------------------------
 
     def _bulk(self, request, queryset, confirmed):
@@ -242,8 +292,11 @@ class FindingAdmin(ScopedAdmin):
 
     def changelist_view(self, request, extra_context=None):
         extra_context = dict(extra_context or {})
-        if self._may_decide(request):
-            extra_context["portal_extra_links"] = [("运行智能审核", reverse("admin:settlement_finding_run"))]
+        links = [("运行智能审核", reverse("admin:settlement_finding_run"))] if self._may_decide(request) else []
+        standalone = self.standalone_url(request)
+        if standalone:
+            links.append(("打印单独追回清单", standalone))
+        extra_context["portal_extra_links"] = links
         response = super().changelist_view(request, extra_context)
         changelist = getattr(response, "context_data", {}).get("cl")
         if changelist is not None:

@@ -122,22 +122,53 @@ class FindingStep(models.Model):
 
 
 class RecoveryItem(models.Model):
-    """One confirmed finding deducted in one unit of a settlement run (违规扣款, SPEC §9).
+    """What one settlement-run unit deducted of one confirmed finding (违规扣款, SPEC §9).
+
+    A finding on one claim or case is deducted whole: one item, `claim` and `case` empty (the item is the
+    finding's own). A finding over several claims or cases (FRQ01, FRQ02, REL01) is split over them:
+    one item per claim or case, naming it, with that item's share of the 涉及金额; each share is deducted
+    by the unit whose A holds that item, so one finding may have items in several units, and what no
+    current run's A holds stays a stand-alone recovery for exactly the rest. One row per share (rather
+    than one per unit and finding with the claims beside it) keeps "deducted once" a unique key and the
+    drill-down a plain read of the rows that add up to the unit's 违规扣款.
 
     Written with the unit's gathered inputs and gone with them: a run restarted before approval takes
     the findings confirmed by then; an approved run's items never change, so a finding confirmed later
-    is pending (待下一版本扣回) until the next version. A deducted finding cannot be deleted.
+    is pending (待下一版本扣回) until the next version. A deducted finding, claim or case cannot be deleted.
     """
 
     unit = models.ForeignKey(RunUnit, verbose_name="结算单位", on_delete=models.CASCADE, related_name="recoveries")
     finding = models.ForeignKey(Finding, verbose_name="疑点", on_delete=models.PROTECT, related_name="recoveries")
+    claim = models.ForeignKey(
+        OutpatientClaim, verbose_name="分摊的门诊结算记录", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+", db_index=False,
+    )
+    case = models.ForeignKey(
+        InpatientCase, verbose_name="分摊的住院病例", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+", db_index=False,
+    )
     amount = money("扣款金额")
 
     class Meta:
         verbose_name = "违规扣款明细"
         verbose_name_plural = verbose_name
-        ordering = ["unit", "finding"]
-        constraints = [models.UniqueConstraint(fields=["unit", "finding"], name="recovery_item_key")]
+        ordering = ["unit", "finding", "claim", "case"]
+        constraints = [
+            # A whole finding (no claim, no case) or one share of it, at most once per unit.
+            models.UniqueConstraint(fields=["unit", "finding", "claim", "case"], name="recovery_item_key",
+                                    nulls_distinct=False),
+            models.CheckConstraint(condition=models.Q(claim__isnull=True) | models.Q(case__isnull=True),
+                                   name="recovery_item_one_share"),
+        ]
+        indexes = [
+            # the PROTECT checks of a claim or case being deleted
+            *(models.Index(fields=[name], condition=models.Q(**{f"{name}__isnull": False}), name=f"recovery_item_{name}")
+              for name in ("claim", "case")),
+        ]
 
     def __str__(self):
         return f"{self.unit} · {self.finding}"
+
+    @property
+    def is_share(self):
+        return self.claim_id is not None or self.case_id is not None

@@ -1,8 +1,12 @@
 """Reads of findings shared by the admin, the export and the dashboard."""
+import dataclasses
+from decimal import Decimal
+
 from django.db.models import Count, Sum
 
 from alliances.scope import restrict
 
+from . import recovery
 from .models import Finding
 
 
@@ -89,3 +93,44 @@ def dashboard_counts(user, year, top=DASHBOARD_INSTITUTIONS):
         "total": sum(totals.values()),
         "url": link(),
     }
+
+
+# --- stand-alone recoveries (SPEC §9) -----------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RecoveryTotals:
+    """涉及金额, 已在结算中扣回 and 另行追回金额 of some findings; amount − deducted = rest on every row and sum."""
+
+    amount: Decimal = Decimal("0.00")
+    deducted: Decimal = Decimal("0.00")
+    rest: Decimal = Decimal("0.00")
+
+    def add(self, finding):
+        self.amount += finding.amount
+        self.deducted += finding.deducted
+        self.rest += finding.rest
+
+
+@dataclasses.dataclass
+class InstitutionRecoveries:
+    label: str
+    findings: list
+    totals: RecoveryTotals
+
+
+def standalone_by_institution(findings, year):
+    """The year's stand-alone recoveries among `findings` (already in the reader's scope), per institution
+    in code order, with each institution's totals and the overall ones. A finding on a person across
+    institutions (FRQ02, REL01) has no institution: such rests are listed per the person's county."""
+    groups, overall = {}, RecoveryTotals()
+    for finding in recovery.standalone(year, findings):
+        if finding.institution_id:
+            key, label = ("", finding.institution.code), f"{finding.institution.name}（{finding.institution.code}）"
+        else:
+            key, label = ("~", finding.region.code), f"无单一机构（参保人所在县区：{finding.region.name}）"
+        group = groups.setdefault(key, InstitutionRecoveries(label, [], RecoveryTotals()))
+        group.findings.append(finding)
+        group.totals.add(finding)
+        overall.add(finding)
+    return [groups[key] for key in sorted(groups)], overall

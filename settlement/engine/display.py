@@ -246,17 +246,26 @@ def _part(details, part, labels):
 
 # --- 违规扣款 (SPEC §9) ----------------------------------------------------------------------
 
-FINDING_HEADERS = ["规则编码", "规则名称", "机构编码", "单据号", "疑点对象"]
+FINDING_HEADERS = ["规则编码", "规则名称", "机构编码", "单据号", "疑点对象", "扣款依据"]
+WHOLE = "整条疑点"
 
 
-def _finding_cells(finding, amount):
-    texts = [finding.rule, finding.rule_name, finding.institution.code if finding.institution_id else "—",
-             finding.document_serial or "—", finding.subject]
+def _finding_cells(finding, amount, claim=None, case=None):
+    """One deducted finding, or one claim's or case's share of a split one (its own institution and serial)."""
+    item = claim or case
+    if item is None:
+        institution, serial, basis = finding.institution, finding.document_serial, WHOLE
+    else:
+        institution, serial = item.institution, item.serial
+        basis = f"按单据分摊：疑点涉及金额{money(finding.amount)}元中本单据的部分"
+    texts = [finding.rule, finding.rule_name, institution.code if institution else "—", serial or "—",
+             finding.subject, basis]
     return [{"text": t, "money": False} for t in texts] + [{"text": money(amount), "money": True}]
 
 
 def recovery_rows(result):
-    """The 违规扣款明细 of a unit as a detail table: the findings deducted, their 合计 and the figure.
+    """The 违规扣款明细 of a unit as a detail table: the findings deducted (a split finding's shares one
+    row per claim or case), their 合计 and the figure.
 
     Empty when nothing was deducted; the amounts are the ones the run stored, whatever happened to the
     findings since."""
@@ -266,7 +275,7 @@ def recovery_rows(result):
     footer = [("合计（各行之和）", recovery.total(items)), (FIGURE_LABELS["recovery"], result.recovery)]
     table = {
         "headers": FINDING_HEADERS + ["扣款金额（元）"],
-        "rows": [_finding_cells(item.finding, item.amount) for item in items],
+        "rows": [_finding_cells(item.finding, item.amount, item.claim, item.case) for item in items],
         "footer": [{"label": label, "before": len(FINDING_HEADERS), "amount": money(amount), "after": 0}
                    for label, amount in footer],
     }
@@ -274,14 +283,16 @@ def recovery_rows(result):
 
 
 def pending_recovery(result):
-    """Findings confirmed after the run took its deductions: shown, never added to the figures."""
-    findings = list(recovery.pending(result))
-    if not findings:
+    """What was confirmed after the run took its deductions: shown, never added to the figures."""
+    items = recovery.pending(result)
+    if not items:
         return None
+    findings, claims, cases = recovery.subjects_of(items)
     return {
-        "headers": FINDING_HEADERS + ["涉及金额（元）"],
-        "rows": [_finding_cells(f, f.amount) for f in findings],
-        "total": money(sum((f.amount for f in findings), Decimal("0.00"))),
+        "headers": FINDING_HEADERS + ["应扣金额（元）"],
+        "rows": [_finding_cells(findings[d.finding_id], d.amount, claims.get(d.claim_id), cases.get(d.case_id))
+                 for d in items],
+        "total": money(recovery.total(items)),
         "count": len(findings),
         # an approved run never changes: the next version takes them; a draft takes them when recomputed
         "when": "下一版本" if result.run.is_read_only else "重新计算后",

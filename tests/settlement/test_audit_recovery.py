@@ -87,20 +87,20 @@ def test_an_approved_run_is_untouched_by_a_later_confirmation_which_waits_for_th
     confirm(alliances["finding"], alliances["bureau"])
     result = UnitResult.objects.get(run=run, unit_code="YGT-A")
     assert figures(result) == WITHOUT
-    assert list(recovery.pending(result)) == [alliances["finding"]]
+    assert recovery.pending(result) == [recovery.Deduction(alliances["finding"].pk, D("500.00"))]
     assert not recovery.deducted_items(result).exists()
     client.force_login(alliances["city"])
     for url in (reverse("admin:settlement_unitresult_change", args=[result.pk]),
                 reverse("admin:settlement_unitresult_statement", args=[result.pk])):
         page = client.get(url).content.decode()
-        assert "待下一版本扣回" in page and "涉及金额合计500.00元" in page, url
+        assert "待下一版本扣回" in page and "应扣金额合计500.00元" in page, url
         assert "违规扣款明细</th>" not in page  # nothing deducted in this version
     # The next version deducts it, and nothing is pending there any more.
     second = start_run("capitation", 2025, sync=True)
     assert second.version == 2
     fresh = second.results.get(unit_code="YGT-A")
     assert figures(fresh) == WITH
-    assert not recovery.pending(fresh).exists()
+    assert not recovery.pending(fresh)
     assert figures(UnitResult.objects.get(pk=result.pk)) == WITHOUT  # version 1 as approved
 
 

@@ -5,11 +5,14 @@ with the columns of `COLUMNS`. The service keys, upserts and expires the rows (s
 knows its thresholds only through the `audit` policy parameters.
 """
 import dataclasses
+from decimal import Decimal
 from typing import ClassVar
 
 from alliances.models import Institution, Region
 from contracts.models import Contract, InsuredPerson
 from settlement.models import DrgGroup, FamilyDoctorService, InpatientCase, OutpatientClaim
+
+from ..registry import register, registered_rules  # noqa: F401  (the rule modules register through here)
 
 # What every rule's SELECT returns, in this order.
 COLUMNS = (
@@ -46,6 +49,16 @@ class AuditContext:
         return {"year": self.year, "first_day": self.first_day, "last_day": self.last_day, **extra}
 
 
+@dataclasses.dataclass(frozen=True)
+class Share:
+    """One claim's or case's part of a finding's 涉及金额 (exactly one of claim_id, case_id is set)."""
+
+    finding_id: int
+    claim_id: int | None
+    case_id: int | None
+    amount: Decimal
+
+
 class AuditRule:
     code: ClassVar[str]
     name: ClassVar[str]
@@ -56,14 +69,25 @@ class AuditRule:
         """(SQL with %(name)s placeholders, its parameters): one row per finding, columns COLUMNS."""
         raise NotImplementedError
 
+    # A rule whose findings sit on no single claim or case but sum over several (FRQ01, FRQ02, REL01)
+    # says what each item's part of the 涉及金额 is, so that recovery deducts every part in the unit that
+    # paid that item (SPEC §9). The parts are read now, from the items as they are: an item deleted or
+    # re-uploaded since makes them no longer add up, which recovery leaves stand-alone (recovery.split).
+    splits = False
 
-_REGISTRY: dict[str, AuditRule] = {}
+    def shares(self, year: int, findings: dict[int, dict]) -> list[Share]:
+        """The parts of these findings (id → evidence_data) of the year, one per item still there."""
+        return []
 
 
-def register(rule_class):
-    _REGISTRY[rule_class.code] = rule_class()
-    return rule_class
+def fund_paid_shares(findings: dict[int, dict], key: str) -> list[Share]:
+    """Each claim listed under `key` in a finding's evidence, its 统筹支付 as its share (FRQ01, FRQ02)."""
+    listed = {pk: [int(i) for i in data.get(key) or ()] for pk, data in findings.items()}
+    paid = dict(
+        OutpatientClaim.objects.filter(pk__in={i for ids in listed.values() for i in ids})
+        .values_list("pk", "fund_paid")
+    )
+    return [Share(pk, claim_id, None, paid[claim_id])
+            for pk, ids in listed.items() for claim_id in ids if claim_id in paid]
 
 
-def registered_rules() -> dict[str, AuditRule]:
-    return dict(sorted(_REGISTRY.items()))

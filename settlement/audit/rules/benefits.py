@@ -13,7 +13,7 @@ from settlement.benefits.params import REVOKING_FILINGS, BenefitParams
 from settlement.benefits.selectors import TOLERANCE, differing
 from settlement.benefits.services import benefit_params, city_prefix
 
-from .base import TABLES, AuditRule, register
+from .base import TABLES, AuditRule, Share, register
 
 _RELOCATION = Relocation._meta.db_table
 
@@ -71,6 +71,23 @@ class RevokedRelocation(AuditRule):
     name = "异地安置待遇取消"
     severity = Severity.VIOLATION
     finding_on = "参保人"
+    splits = True
+
+    def shares(self, year, findings):
+        """Each listed out-of-city claim's and case's 统筹支付 − 应付统筹, as the rule summed it: from
+        differing(), an item not there (paid as it should have been) has no share."""
+        out = []
+        for kind in ("claim", "case"):
+            listed = {pk: [int(i) for i in data.get(f"{kind}_ids") or ()] for pk, data in findings.items()}
+            wanted = {i for ids in listed.values() for i in ids}
+            if not wanted:
+                continue
+            difference = dict(
+                differing(year).filter(**{f"{kind}_id__in": wanted}).values_list(f"{kind}_id", "difference")
+            )
+            out += [Share(pk, i if kind == "claim" else None, i if kind == "case" else None, difference[i])
+                    for pk, ids in listed.items() for i in ids if i in difference]
+        return out
 
     def select(self, ctx, params):
         # A person-level finding: it sits in the person's county of insurance (like FRQ02).

@@ -1,7 +1,7 @@
 """Outpatient-claim rules: DUP01 重复结算, FRQ01 超频就诊, FRQ02 同日多机构就诊 (SPEC §9)."""
 from settlement.audit.models import Severity
 
-from .base import TABLES, AuditRule, register
+from .base import TABLES, AuditRule, fund_paid_shares, register
 
 _IN_YEAR = "c.visit_date BETWEEN %(first_day)s::date AND %(last_day)s::date"
 
@@ -51,6 +51,10 @@ class FrequentVisits(AuditRule):
     name = "超频就诊"
     severity = Severity.SUSPECT
     finding_on = "参保人×机构×月"
+    splits = True
+
+    def shares(self, year, findings):
+        return fund_paid_shares(findings, "beyond_claim_ids")  # only the visits beyond the limit are the amount
 
     def select(self, ctx, params):
         # More than `limit` visits in one month at one institution means the person's visit `limit`
@@ -101,6 +105,10 @@ class SameDayInstitutions(AuditRule):
     name = "同日多机构就诊"
     severity = Severity.SUSPECT
     finding_on = "参保人×日"
+    splits = True
+
+    def shares(self, year, findings):
+        return fund_paid_shares(findings, "claim_ids")
 
     def select(self, ctx, params):
         # No single institution: the finding sits in the person's county of insurance. Days with fewer

@@ -5,8 +5,9 @@ and requests, through Django's whole request stack (middleware, sessions, the ad
 list of pages: every changelist the role may open; on the big tables each filter choice, each
 sortable column, a search of each kind (an ID number, an institution code, a serial, a name) and a
 deep page, both as typed (?p=500, read by its offset) and as reached by page 499's 下一页 link (after the
-last row's key, where the list's order allows it); the KPI dashboard; the DRG 运行分析 page, its pool
-drill-down and its xlsx export; a unit statement and its printable 清算单. Each page is requested
+last row's key, where the list's order allows it); a row's change page on each big table, and the
+autocompletes of a claim's page; the KPI dashboard; the DRG 运行分析 page, its pool drill-down and its
+xlsx export; a unit statement; the printable list of stand-alone recoveries. Each page is requested
 --repeat times after one warm-up; the script prints p50/p95 per page and role, and the worst pages.
 The budget is 300 ms at p95 (issue 13). Figures are printed, never asserted.
 
@@ -146,6 +147,9 @@ def page_list(user, sample):
         drg = reverse("admin:settlement_drganalysis_changelist")
         pages.append(("DRG运行分析 统筹池病组明细", f"{drg}?year=2025&institution=0"))
         pages.append(("DRG运行分析 导出xlsx", f"{drg}?year=2025&_export=xlsx"))
+    pages += change_and_autocomplete_pages(user, sample)
+    if user.has_perm("settlement.view_finding"):  # the printable list of the year's stand-alone recoveries
+        pages.append(("单独追回清单（打印）", reverse("admin:settlement_finding_standalone") + "?year=2025"))
     from settlement.models import UnitResult
 
     unit = _first_visible(UnitResult, user)
@@ -154,6 +158,30 @@ def page_list(user, sample):
     if user.has_perm("settlement.view_benefitfigure"):  # a 核对 row's page: one stored, one 一致 (no row of its own)
         for title, pk in _figure_samples(user):
             pages.append((title, reverse("admin:settlement_benefitfigure_change", args=[pk])))
+    return pages
+
+
+def change_and_autocomplete_pages(user, sample):
+    """The change page of a row of each big table the user reads, and the autocompletes a claim's page
+    offers (a person by ID number and by surname, an institution by code, a disease)."""
+    from contracts.models import Contract, InsuredPerson
+    from settlement.models import InpatientCase, OutpatientClaim
+
+    pages = []
+    for model in (OutpatientClaim, InpatientCase, InsuredPerson, Contract):
+        opts = model._meta
+        if user.has_perm(f"{opts.app_label}.view_{opts.model_name}"):
+            row = _first_visible(model, user)
+            if row is not None:
+                pages.append((f"{opts.verbose_name} 记录页面",
+                              reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[row.pk])))
+    if user.has_perm("settlement.view_outpatientclaim"):
+        autocomplete = reverse("admin:autocomplete")
+        for field, kind, term in (("person", "身份证号", sample["id_number"]), ("person", "姓氏", sample["surname"]),
+                                  ("institution", "机构编码", sample["institution"]), ("disease", "病种", "")):
+            query = urlencode({"app_label": "settlement", "model_name": "outpatientclaim", "field_name": field,
+                               "term": term})
+            pages.append((f"自动完成 {field} {kind}", f"{autocomplete}?{query}"))
     return pages
 
 

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from contracts.models import InsuranceType
+from settlement.benefits import admin as benefits_admin
 from settlement.benefits.admin import AllFiguresPaginator
 from settlement.benefits.models import BenefitFigure, UnmatchedFigure
 from settlement.benefits.services import compute_expected
@@ -108,16 +109,28 @@ def test_all_lists_every_claim_and_case_of_the_year_once_newest_first(client, ma
     assert sorted(UnmatchedFigure.objects.values_list("serial", flat=True)) == ["MZ-OVER", "MZ-UNRULED", "ZY-UNDER"]
 
 
+@pytest.mark.parametrize("few", [0, 60], ids=["walked", "by institution"])
 @pytest.mark.parametrize("chunk", [1, 2, 3])
-def test_a_typed_page_reads_the_claims_chunk_by_chunk_to_the_same_rows(client, make_user, year, two_a_page,
-                                                                       monkeypatch, chunk):
+def test_pages_read_the_claims_chunk_by_chunk_to_the_same_rows(client, make_user, year, two_a_page, monkeypatch,
+                                                               chunk, few):
+    # Walked in key order through every institution, or merged from each institution's own claims (the
+    # test city's few institutions are all "few" unless the threshold says none is).
     place, rows, _ = year
     monkeypatch.setattr(AllFiguresPaginator, "CHUNK", chunk)
-    client.force_login(make_user("city"))
-    by_number = []
-    for number in (1, 2, 3, 4):
-        by_number += _listed(client.get(reverse(RECONCILE) + f"?differs=all&p={number}"))
-    assert by_number == [(serial, rows[serial][1]) for serial in _newest_first(rows, rows)]
+    monkeypatch.setattr(benefits_admin, "FEW_INSTITUTIONS", few)
+    for user, serials in ((make_user("city"), set(rows)),
+                          (make_user("hospital", place["二级"].code), {"MZ-OVER", "MZ-R2", "ZY-R"})):
+        client.force_login(user)
+        expected = [(serial, rows[serial][1]) for serial in _newest_first(rows, serials)]
+        by_number = []
+        for number in range(1, (len(expected) + 1) // 2 + 1):  # two a page
+            by_number += _listed(client.get(reverse(RECONCILE) + f"?differs=all&p={number}"))
+        assert by_number == expected
+        by_link, _ = _walk_by_link(client, reverse(RECONCILE) + "?differs=all")
+        assert by_link == expected
+        # a level's institutions
+        level = [row for row in expected if row[0] in {"MZ-OVER", "MZ-R2", "ZY-R", "MZ-NANXUN"}]
+        assert _listed(client.get(reverse(RECONCILE) + "?differs=all&level__exact=二级")) == level[:2]
 
 
 def test_all_under_each_filter_and_search(client, make_user, year):
@@ -192,15 +205,15 @@ def test_all_filters_on_an_institution_read_the_users_institutions_first(client,
     def of(*serials):
         return [(serial, rows[serial][1]) for serial in _newest_first(rows, serials)]
 
-    # a hospital: its own county lists its rows; another county, or a level none of its institutions has,
-    # lists nothing without reading a claim or a case
+    # a hospital: its own county lists its rows; another county lists nothing without reading a claim or
+    # a case; nor does a level none of its institutions has (its matching branches carry a false constant)
     client.force_login(make_user("hospital", place["二级"].code))
     assert listed(f"institution__county__id__exact={place['wuxing'].pk}") == of("MZ-OVER", "MZ-R2", "ZY-R")
-    for query in (f"institution__county__id__exact={place['nanxun'].pk}", "level__exact=三级"):
-        with CaptureQueriesContext(connection) as queries:
-            assert listed(query) == []
-        read = " ".join(q["sql"] for q in queries.captured_queries)
-        assert "benefitmatchingclaim" not in read and "benefitmatchingcase" not in read, query
+    with CaptureQueriesContext(connection) as queries:
+        assert listed(f"institution__county__id__exact={place['nanxun'].pk}") == []
+    read = " ".join(q["sql"] for q in queries.captured_queries)
+    assert "benefitmatchingclaim" not in read and "benefitmatchingcase" not in read
+    assert listed("level__exact=三级") == []
     # the city itself has no institution of its own
     client.force_login(make_user("city"))
     assert listed(f"institution__county__id__exact={place['wuxing'].parent_id}") == []

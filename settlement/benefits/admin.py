@@ -530,6 +530,8 @@ class BenefitFigureAdmin(BigTableAdmin, ScopedAdmin):
             context["institution_totals"] = self._totals(request, context["cl"].queryset)[:50]
         return response
 
+    EXPORT_ROWS = 200_000  # a city year's differing rows (136 k) fit; 全部 must be narrowed first
+
     def export_view(self, request):
         from openpyxl import Workbook
 
@@ -542,6 +544,12 @@ class BenefitFigureAdmin(BigTableAdmin, ScopedAdmin):
         except (IncorrectLookupParameters, ValidationError):
             self.message_user(request, "筛选条件无效，未导出；请重新设置筛选后再导出", messages.ERROR)
             return redirect(reverse("admin:settlement_benefitfigure_changelist"))
+        # 全部 holds every claim of the year: ten million rows are no spreadsheet (nor one request's work).
+        if figures.order_by().values("id")[:self.EXPORT_ROWS + 1].count() > self.EXPORT_ROWS:
+            self.message_user(request, f"符合条件的记录超过{self.EXPORT_ROWS:,}条，未导出；“全部”含全年每一笔结算，"
+                                       "请按县区、机构等级、门诊类型筛选或按机构编码、身份证号搜索缩小范围后再导出",
+                              messages.ERROR)
+            return redirect(f"{reverse('admin:settlement_benefitfigure_changelist')}?{request.GET.urlencode()}")
         book = Workbook(write_only=True)
         sheet = book.create_sheet("核对清单")
         sheet.append(["年度", "就医类型", "单据号", "机构编码", "机构名称", "机构等级", "门诊类型", "身份证号", "日期",

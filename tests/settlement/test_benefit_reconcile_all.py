@@ -2,6 +2,7 @@
 its 核对结果, newest record first (view id: 2 × claim id, 2 × case id + 1), read page by page through the
 三 branches of the view merged (never the union sorted whole); the same rows by 下一页 and by a typed page
 number; scope per role; 差额 sorting left to 不一致; a 一致 row's own page reached by its claim's key."""
+import io
 import re
 from decimal import Decimal as D
 
@@ -10,6 +11,7 @@ from django.contrib import admin
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from openpyxl import load_workbook
 
 from contracts.models import InsuranceType
 from settlement.benefits import admin as benefits_admin
@@ -225,3 +227,17 @@ def test_all_filters_on_an_institution_read_the_users_institutions_first(client,
     # a county that is not a number: the admin's own error page for bad filters, no rows read
     response = client.get(reverse(RECONCILE) + "?differs=all&institution__county__id__exact=abc")
     assert response.status_code == 302 and "e=1" in response["Location"]
+
+
+def test_all_exports_only_what_fits_and_says_why_not(client, make_user, year, monkeypatch):
+    place, rows, _ = year
+    client.force_login(make_user("city"))
+    export = reverse("admin:settlement_benefitfigure_export")
+    monkeypatch.setattr(admin.site._registry[BenefitFigure], "EXPORT_ROWS", 6)  # the year has 7 claims and cases
+    response = client.get(export + "?differs=all", follow=True)
+    assert response.redirect_chain[0][0] == reverse(RECONCILE) + "?differs=all"
+    assert "符合条件的记录超过6条，未导出" in response.content.decode()
+    monkeypatch.setattr(admin.site._registry[BenefitFigure], "EXPORT_ROWS", 7)
+    response = client.get(export + "?differs=all")
+    book = load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    assert sorted(row[2].value for row in book["核对清单"].iter_rows(min_row=2)) == sorted(rows)

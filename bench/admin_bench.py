@@ -7,7 +7,7 @@ sortable column, a search of each kind (an ID number, an institution code, a ser
 deep page, both as typed (?p=500, read by its offset) and as reached by page 499's 下一页 link (after the
 last row's key, where the list's order allows it); a row's change page on each big table, and the
 autocompletes of a claim's page; the KPI dashboard; the DRG 运行分析 page, its pool drill-down and its
-xlsx export; a unit statement; the printable list of stand-alone recoveries. Each page is requested
+xlsx export; a unit statement and its printable 清算单; the printable list of stand-alone recoveries. Each page is requested
 --repeat times after one warm-up; the script prints p50/p95 per page and role, and the worst pages.
 The budget is 300 ms at p95 (issue 13). Figures are printed, never asserted.
 
@@ -155,6 +155,7 @@ def page_list(user, sample):
     unit = _first_visible(UnitResult, user)
     if unit is not None:
         pages.append(("单位结算结果", reverse("admin:settlement_unitresult_change", args=[unit.pk])))
+        pages.append(("清算单（打印）", reverse("admin:settlement_unitresult_statement", args=[unit.pk])))
     if user.has_perm("settlement.view_benefitfigure"):  # a 核对 row's page: one stored, one 一致 (no row of its own)
         for title, pk in _figure_samples(user):
             pages.append((title, reverse("admin:settlement_benefitfigure_change", args=[pk])))

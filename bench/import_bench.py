@@ -171,7 +171,8 @@ def truncate_claims():
     if CITY:
         return remove_bench_claims()
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE settlement_outpatientclaim, settlement_historicaloutpatientclaim")
+        # CASCADE: the bench database's findings and benefit figures name claims; it keeps none of them.
+        cursor.execute("TRUNCATE settlement_outpatientclaim, settlement_historicaloutpatientclaim CASCADE")
 
 
 def remove_bench_claims():

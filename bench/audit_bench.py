@@ -8,9 +8,11 @@ alike; counted in the totals), and each one's ratio to one plain
 measured in the same run. Target: the whole rule set ≤ 6× that scan; no rule alone > 2×.
 
 Each repetition runs inside a transaction that is rolled back: the year's findings are deleted before
-the first run and come back untouched, so the bench may point at a working or city copy. A rule's time
-includes the deferred foreign-key checks of its findings, fired where its own transaction would commit
-(a rolled-back bench would otherwise never run them). Only an empty
+the first run and come back untouched, so the bench may point at a working or city copy. A rule's first
+run includes the deferred foreign-key checks of the findings it inserts, fired where its own transaction
+would commit (a rolled-back bench would otherwise never run them). The re-run fires none: in its own
+transaction an update that keeps a row's keys queues no check, while here (the rows inserted by this
+same transaction) PostgreSQL would queue them all. Only an empty
 database (no claims) is seeded first with `seed_demo --size`, and only when its name contains "bench".
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal_audit_bench SECRET_KEY=x PLAIN_HTTP=1 \\
@@ -53,13 +55,14 @@ def timed(fn):
     return time.perf_counter() - start, result
 
 
-def committed(rule, year, prepared):
-    """run_rule, then the deferred constraint checks its commit would fire (all of the schema's are
-    DEFERRABLE INITIALLY DEFERRED, which the second SET restores for the rest of the transaction)."""
+def committed(rule, year, prepared, checks):
+    """run_rule, then (`checks`) the deferred constraint checks its commit would fire (all of the
+    schema's are DEFERRABLE INITIALLY DEFERRED, which the second SET restores for the transaction)."""
     outcome = run_rule(rule, year, prepared=prepared)
-    with connection.cursor() as cur:
-        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cur.execute("SET CONSTRAINTS ALL DEFERRED")
+    if checks:
+        with connection.cursor() as cur:
+            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cur.execute("SET CONSTRAINTS ALL DEFERRED")
     return outcome
 
 
@@ -95,12 +98,12 @@ def main():
         scans.append(timed(lambda: reference(year))[0])
         with transaction.atomic():
             Finding.objects.filter(year=year).delete()
-            for times in (first, again):
+            for times, checks in ((first, True), (again, False)):
                 with contextlib.ExitStack() as stack:
                     seconds, prepared = timed(lambda: stack.enter_context(shared_passes(rules.values(), year)))
                     times[shared].append(seconds)
                     for code, rule in rules.items():
-                        seconds, outcome = timed(lambda rule=rule: committed(rule, year, prepared))
+                        seconds, outcome = timed(lambda rule=rule: committed(rule, year, prepared, checks))
                         times[code].append(seconds)
                         counts[code] = outcome.produced
             transaction.set_rollback(True)

@@ -4,6 +4,7 @@ A run upserts each rule's findings by (year, rule, subject) in one statement per
 again keeps its review state (an expired one reopens as 待核查), a decided one keeps the figures it was
 decided on, and an undecided finding the rule no longer produces becomes 已失效.
 """
+import contextlib
 import dataclasses
 
 from django.db import connection, transaction
@@ -83,11 +84,12 @@ def run_audit_job(job_id):
     jobs.start(job_id, total=len(rules))
     try:
         outcomes = []
-        for done, rule in enumerate(rules, start=1):
-            outcome = run_rule(rule, params["year"], params.get("region"))
-            outcomes.append(outcome)
-            jobs.append_log(job_id, f"{rule.code} {rule.name}：疑点{outcome.produced}条，失效{outcome.expired}条")
-            jobs.checkpoint(job_id, done)
+        with shared_passes(rules, params["year"], params.get("region")) as prepared:
+            for done, rule in enumerate(rules, start=1):
+                outcome = run_rule(rule, params["year"], params.get("region"), prepared=prepared)
+                outcomes.append(outcome)
+                jobs.append_log(job_id, f"{rule.code} {rule.name}：疑点{outcome.produced}条，失效{outcome.expired}条")
+                jobs.checkpoint(job_id, done)
     except jobs.JobStopped:
         return []
     except Exception as exc:
@@ -103,7 +105,9 @@ def run_audit(year, rule_codes=None, region_code=None):
     """Run the rules in this process (no job); returns one RuleOutcome per rule."""
     year = check_year(year)
     check_region(region_code)
-    return [run_rule(rule, year, region_code) for rule in check_rules(rule_codes)]
+    rules = check_rules(rule_codes)
+    with shared_passes(rules, year, region_code) as prepared:
+        return [run_rule(rule, year, region_code, prepared=prepared) for rule in rules]
 
 
 # The rule's rows of one run, materialised once: CREATE TABLE AS may plan the rule's SELECT in
@@ -119,13 +123,53 @@ def _roomy(cursor):
     cursor.execute("SET LOCAL jit = off")
 
 
-def run_rule(rule, year, region_code=None):
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What the rules of one run share: the parameters and the context naming the passes' tables."""
+
+    params: AuditParams
+    context: AuditContext
+
+
+@contextlib.contextmanager
+def shared_passes(rules, year, region_code=None):
+    """Each SharedPass the rules name, run once into a temporary table (the session's own, gone with
+    it if a worker dies) and dropped at the end; yields the Prepared the rules are run with.
+
+    Every pass reads the whole city's claims of the year, whatever the region: a rule filters its rows
+    by region after, as without a pass. Each table is committed on its own, so that the rules' own
+    transactions (one per rule, for the job's progress) all read it."""
+    _, params = audit_parameters(year, region_code)
+    ctx = AuditContext(year)
+    tables = {}
+    try:
+        for shared in {p.name: p for rule in rules for p in rule.passes}.values():
+            table = f"pg_temp.audit_{shared.name}"
+            sql, named = shared.select(ctx, params)
+            with transaction.atomic(), connection.cursor() as cursor:
+                _roomy(cursor)
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
+                cursor.execute(f"CREATE TEMPORARY TABLE {table} AS {sql}", named)
+                cursor.execute(f"ANALYZE {table}")
+            tables[shared.name] = table
+        yield Prepared(params, AuditContext(year, tables))
+    finally:
+        if tables and not connection.needs_rollback:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {', '.join(tables.values())}")
+
+
+def run_rule(rule, year, region_code=None, prepared=None):
     """One rule over the year: its findings upserted by (year, rule, subject) in one statement, the
     expired ones it finds again reopened and the undecided ones it no longer finds expired, one
-    statement each with their history rows in bulk."""
-    _, params = audit_parameters(year, region_code)
+    statement each with their history rows in bulk. Without `prepared` (from shared_passes), the
+    rule's own passes are run first."""
+    if prepared is None:
+        with shared_passes([rule], year, region_code) as prepared:
+            return run_rule(rule, year, region_code, prepared)
+    params = prepared.params
     region = check_region(region_code)
-    rule_sql, named = rule.select(AuditContext(year), params)
+    rule_sql, named = rule.select(prepared.context, params)
     now = timezone.now()
     named = {
         **named, "a_year": year, "a_rule": rule.code, "a_name": rule.name, "a_severity": rule.severity,

@@ -4,8 +4,11 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from alliances.models import InstitutionLevel
+from settlement.audit.models import Finding
+from settlement.audit.services import run_audit
 from settlement.models import FamilyDoctorService
 from tests import factories
 from tests.settlement.audit_builders import audit, claim
@@ -304,3 +307,37 @@ def test_same_day_three_visits_at_two_institutions_do_not_fire(county, patient):
     claim(a, patient, "2025-06-01", total="90.00")
     claim(b, patient, "2025-06-01")
     assert audit("FRQ02") == []
+
+
+# --- one person-day pass shared by DUP01, FRQ01 and FRQ02 in a run --------------------------------
+
+
+def test_frequent_visits_eleven_on_six_days_fire(hospital, patient):
+    # Two visits a day on 1–5 August and one on the 6th: 11 visits, 6 days. The pass looks back 10
+    # visits, not 10 days; the totals differ, so none of them is a repeat (DUP01).
+    for day in range(1, 7):
+        for k in range(1 if day == 6 else 2):
+            claim(hospital, patient, f"2025-08-{day:02d}", total=f"{50 + k}.00", personal="20.00")
+    (finding,) = audit("FRQ01")
+    assert finding.amount == D("30.00")  # the 11th visit (6 August): 50.00 − 20.00
+    assert audit("DUP01") == []
+
+
+def test_one_run_of_the_claim_rules_shares_its_pass_and_drops_it(hospital, patient, county):
+    # DUP01: a repeat on 1 March. FRQ01: 11 visits in April. FRQ02: three institutions on 1 June.
+    claim(hospital, patient, "2025-03-01", total="120.00", personal="20.00")
+    repeat = claim(hospital, patient, "2025-03-01", total="120.00", personal="25.00")
+    for day in range(1, 12):
+        claim(hospital, patient, f"2025-04-{day:02d}", total="50.00", personal="15.00")
+    other, third = (factories.institution(county=county) for _ in range(2))
+    for inst, personal in ((hospital, "10.00"), (other, "20.00"), (third, "30.00")):
+        claim(inst, patient, "2025-06-01", total="70.00", personal=personal)
+    outcomes = {o.code: o.produced for o in run_audit(2025, ["DUP01", "FRQ01", "FRQ02"])}
+    assert outcomes == {"DUP01": 1, "FRQ01": 1, "FRQ02": 1}
+    found = {f.rule: f for f in Finding.objects.filter(year=2025)}
+    assert found["DUP01"].claim == repeat and found["DUP01"].amount == D("95.00")  # 120 − 25
+    assert found["FRQ01"].amount == D("35.00")  # the 11th April visit: 50 − 15
+    assert found["FRQ02"].amount == D("150.00")  # 60 + 50 + 40
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('pg_temp.audit_person_days')")
+        assert cursor.fetchone() == (None,)

@@ -3,8 +3,12 @@
 A rule is a plug-in: one set-based SELECT over the year in PostgreSQL returning one row per finding,
 with the columns of `COLUMNS`. The service keys, upserts and expires the rows (services.py); a rule
 knows its thresholds only through the `audit` policy parameters.
+
+Rules that would each make the same pass over a big table name it as a `SharedPass`: the service runs
+each pass once per audit run into a temporary table and hands its name to the rules in the context.
 """
 import dataclasses
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import ClassVar
 
@@ -36,6 +40,11 @@ TABLES = {
 @dataclasses.dataclass(frozen=True)
 class AuditContext:
     year: int
+    # SharedPass.name → the temporary table holding that pass's rows for this run.
+    tables: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def table(self, shared_pass):
+        return self.tables[shared_pass.name]
 
     @property
     def first_day(self):
@@ -59,11 +68,22 @@ class Share:
     amount: Decimal
 
 
+class SharedPass:
+    """One pass several rules read (a candidate set), run once per audit run before those rules."""
+
+    name: ClassVar[str]
+
+    def select(self, ctx: AuditContext, params) -> tuple[str, dict]:
+        """(SQL with %(name)s placeholders, its parameters): the rows the rules read."""
+        raise NotImplementedError
+
+
 class AuditRule:
     code: ClassVar[str]
     name: ClassVar[str]
     severity: ClassVar[str]
     finding_on: ClassVar[str]  # what a finding is about, for the rule list
+    passes: ClassVar[tuple[SharedPass, ...]] = ()  # read through ctx.table(shared_pass)
 
     def select(self, ctx: AuditContext, params) -> tuple[str, dict]:
         """(SQL with %(name)s placeholders, its parameters): one row per finding, columns COLUMNS."""

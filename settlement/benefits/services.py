@@ -201,7 +201,7 @@ def compute_expected(year, user=None, job_id=None):
 
 def _compute(year, values, progress):
     stamp = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    out = {part: f"benefit_{part}_{stamp}" for part in ("places", "rulemap", "flags", "free", "running")}
+    out = {part: f"benefit_{part}_{stamp}" for part in ("places", "rulemap", "flags", "persons", "free", "running")}
     if connection.in_atomic_block:
         # Inside a caller's transaction (tests, the demo): its snapshot, a transaction-scoped lock.
         with transaction.atomic(), connection.cursor() as cursor:
@@ -229,8 +229,8 @@ def _replace(cursor, year, values, progress, out):
     cursor.execute("SET LOCAL enable_mergejoin = off")
     # The planner needs the parts' sizes and key spreads, not fine histograms.
     cursor.execute("SET LOCAL default_statistics_target = 10")
-    names = arithmetic.names_for({part: out[part] for part in ("places", "rulemap", "flags")})
-    for part, sql in arithmetic.outpatient_parts(names):
+    names = arithmetic.names_for({part: out[part] for part in ("places", "rulemap", "flags", "persons")})
+    for part, sql in arithmetic.computation_parts(names):
         # Unlogged (not temporary) tables: parallel workers read them.
         cursor.execute(f"CREATE UNLOGGED TABLE {out[part]} AS {sql}", values)
         cursor.execute(f"ANALYZE {out[part]}")

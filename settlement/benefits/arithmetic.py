@@ -165,15 +165,27 @@ _OUT_BASE = """
 SELECT c.id, c.person_id, c.institution_id, c.serial, c.visit_date AS day, c.visit_type,
   COALESCE(c.in_scope_cost, c.total_cost) AS in_scope, c.fund_paid, i.level, i.inst_county, i.out_of_city,
   {person_county} AS person_county, m.rule_id, m.deductible, m.base_ratio, m.base_bp, m.annual_limit,
-  COALESCE(f.revoked, false) AS revoked, f.relocated_to, COALESCE(f.referred_out, false) AS referred_out,
-  COALESCE(f.referred_down, false) AS referred_down
-FROM {claim} c
+  {flag_columns}
+FROM {claims}
 JOIN {places} i ON i.id = c.institution_id
 JOIN {rulemap} m ON m.level = i.level AND m.kind = i.kind AND m.insurance_type = c.insurance_type
   AND m.visit_type = c.visit_type AND m.disease_key = COALESCE(c.disease_id, 0)
-{person_join}LEFT JOIN {flags} f ON f.id = c.id
-WHERE c.visit_date BETWEEN %(first)s AND %(last)s {where}
+{person_join}{flag_join}WHERE c.visit_date BETWEEN %(first)s AND %(last)s {where}
 """
+
+# The claims and their referral and relocation flags (claims, flag columns, flag join), three ways:
+# * joined: every claim, its flags if it has any;
+# * none: every claim as if it had no flag (the year's unsorted pass): constants, which the planner
+#   folds out of the ratio's CASEs, and no join;
+# * only: the claims with flags (a few per cent), each claim by its key, figured with its flags:
+#   their rows from the unsorted pass are dropped (`UNFLAGGED`).
+_FLAG_COLUMNS = ("COALESCE(f.revoked, false) AS revoked, f.relocated_to, COALESCE(f.referred_out, false) AS referred_out,\n"
+                 "  COALESCE(f.referred_down, false) AS referred_down")
+_CLAIM_FLAGS = {
+    "joined": ("{claim} c", _FLAG_COLUMNS, "LEFT JOIN {flags} f ON f.id = c.id\n"),
+    "none": ("{claim} c", "false AS revoked, NULL::varchar AS relocated_to, false AS referred_out, false AS referred_down", ""),
+    "only": ("{flags} f CROSS JOIN LATERAL (SELECT * FROM {claim} x WHERE x.id = f.id OFFSET 0) c", _FLAG_COLUMNS, ""),
+}
 
 _RELOCATION_TEXT = """
   CASE WHEN {r}.relocated_to IS NOT NULL THEN '安置地' || {r}.relocated_to || '，按市内待遇'
@@ -208,7 +220,9 @@ SELECT r.id * 2, %(year)s, '门诊', r.id, NULL::bigint, r.serial, r.institution
   r.fund_paid - (r.amount_c / 100.0)::numeric(16, 2), CASE WHEN r.unruled THEN '无适用规则' ELSE '不一致' END,
   %(now)s::timestamptz
 FROM {stage} s CROSS JOIN LATERAL unnest(s.differing) r
+{unflagged}
 """
+UNFLAGGED = "WHERE NOT EXISTS (SELECT 1 FROM {flags} f WHERE f.id = r.id)"
 
 # Deductible and limit consumed in (visit date, serial) order within the person-year and rule.
 _RUNNING = """
@@ -410,21 +424,30 @@ def computation_parts(names):
     return (*outpatient_parts(names), ("persons", _PERSONS.format(**names)))
 
 
-def _person(text, by_array):
-    county, join = _PERSON_BY_ARRAY if by_array else _PERSON_BY_JOIN
-    return text.replace("{person_county}", county).replace("{person_join}", join)
+def _base(text, by_array, flags="joined"):
+    county, person_join = _PERSON_BY_ARRAY if by_array else _PERSON_BY_JOIN
+    claims, columns, flag_join = _CLAIM_FLAGS[flags]
+    return (text.replace("{person_county}", county).replace("{person_join}", person_join)
+            .replace("{claims}", claims).replace("{flag_columns}", columns).replace("{flag_join}", flag_join))
 
 
 def _running(names, columns, base_where, outer_where, by_array):
     # _RUNNING holds two {where} slots: the base's filter, then the outer one.
     text = _RUNNING.replace("{where}", base_where, 1).replace("{where}", outer_where, 1)
-    return _person(text, by_array).format(columns=columns, **names)
+    return _base(text, by_array).format(columns=columns, **names)
 
 
 def outpatient_free(names):
-    """Claims under rules without deductible and limit: counted, the differing gathered (no sort)."""
-    return _person(_FREE, by_array=True).format(collect=_COLLECT.format(amount="a.amount_c"),
-                                                where="AND NOT m.ordered", **names)
+    """Claims under rules without deductible and limit, every one as if it had no flag: counted, the
+    differing gathered (no sort, no join to the flags)."""
+    return _base(_FREE, by_array=True, flags="none").format(
+        collect=_COLLECT.format(amount="a.amount_c"), where="AND NOT m.ordered", **names)
+
+
+def outpatient_flagged(names):
+    """The claims of `outpatient_free` that have flags, figured with them: the differing gathered."""
+    return _base(_FREE, by_array=True, flags="only").format(
+        collect=_COLLECT.format(amount="a.amount_c"), where="AND NOT m.ordered", **names)
 
 
 def outpatient_running(names):

@@ -201,7 +201,8 @@ def compute_expected(year, user=None, job_id=None):
 
 def _compute(year, values, progress):
     stamp = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    out = {part: f"benefit_{part}_{stamp}" for part in ("places", "rulemap", "flags", "persons", "free", "running")}
+    out = {part: f"benefit_{part}_{stamp}"
+           for part in ("places", "rulemap", "flags", "persons", "free", "flagged", "running")}
     if connection.in_atomic_block:
         # Inside a caller's transaction (tests, the demo): its snapshot, a transaction-scoped lock.
         with transaction.atomic(), connection.cursor() as cursor:
@@ -254,12 +255,17 @@ def _replace(cursor, year, values, progress, out):
         for n, last in cursor.fetchall():
             claims, last_claim = claims + n, max(last_claim, last)
         progress.reached(stage, f"累计{claims}笔门诊")
-    cursor.execute("RESET join_collapse_limit")
     cursor.execute("SET LOCAL jit = off")
+    # The unsorted pass read every claim as if it had no referral or relocation flag; the few that
+    # have one are figured again with theirs, each claim by its key.
+    cursor.execute(f"CREATE UNLOGGED TABLE {out['flagged']} AS {arithmetic.outpatient_flagged(names)}"
+                   + ("" if any_free else " LIMIT 0"), values)
+    cursor.execute("RESET join_collapse_limit")
     cursor.execute(f"DELETE FROM {names['unmatched']} WHERE year = %s", [year])
-    for table in (out["free"], out["running"]):
+    for table, unflagged in ((out["free"], arithmetic.UNFLAGGED.format(**names)), (out["flagged"], ""),
+                             (out["running"], "")):
         cursor.execute(f"INSERT INTO {names['unmatched']} {_STORED_COLUMNS} "
-                       + arithmetic.OUT_STORED.format(stage=table), values)
+                       + arithmetic.OUT_STORED.format(stage=table, unflagged=unflagged), values)
     for table in out.values():
         cursor.execute(f"DROP TABLE {table}")
     cases, last_case = _compute_cases(cursor, values)

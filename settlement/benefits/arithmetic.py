@@ -80,11 +80,14 @@ _FLAG_ROWS = {
 _FLAGS = """
 WITH
   base AS (
-    SELECT c.id, fp.person_id, c.institution_id, c.day, ir.code AS inst_code
-    FROM (SELECT person_id FROM {reloc} UNION SELECT person_id FROM {ref} WHERE direction IN ('下转', '转外')) fp
-    CROSS JOIN LATERAL ({rows}) c
+    -- the institutions joined once to the claims or cases found (OFFSET 0), not inside the loop
+    -- over the persons (there they were scanned once per person: 7 M rows for 7 k persons)
+    SELECT c.id, c.person_id, c.institution_id, c.day, ir.code AS inst_code
+    FROM (SELECT fp.person_id, c.id, c.institution_id, c.day
+          FROM (SELECT person_id FROM {reloc} UNION SELECT person_id FROM {ref} WHERE direction IN ('下转', '转外')) fp
+          CROSS JOIN LATERAL ({rows}) c
+          {who} OFFSET 0) c
     JOIN {inst} i ON i.id = c.institution_id JOIN {region} ir ON ir.id = i.county_id
-    {who}
   ),
   revoked AS (
     SELECT person_id FROM {reloc} WHERE filed_on BETWEEN %(first)s AND %(last)s GROUP BY person_id

@@ -333,7 +333,7 @@ FROM (
          ELSE LEAST(l.annual_limit, l.fund_before + l.before_limit) - LEAST(l.annual_limit, l.fund_before) END AS expected,
     l.annual_limit - LEAST(l.annual_limit, l.fund_before) AS limit_left
   FROM (
-    SELECT f.*, SUM(f.before_limit) OVER w - f.before_limit AS fund_before
+    SELECT f.*, {fund_before} AS fund_before
     FROM (
       SELECT c.*, round((c.in_scope - c.ded_used) * c.ratio / 100, 2) AS before_limit
       FROM (
@@ -471,10 +471,19 @@ def inpatient_parts(names, person=False):
     )
 
 
-def inpatient_stored(names):
-    return _CASE_FIGURES.format(columns=_CASE_STORED, where=_DIFFERS.format(amount="expected"), **names)
+# The fund of the person-year's earlier stays, for the limit. Where no stay of the year has a limit
+# it is read nowhere (every branch using it has one), so the year's computation skips the sort.
+_FUND_BEFORE = "SUM(f.before_limit) OVER w - f.before_limit"
+_NO_LIMIT = "0::numeric"
+
+
+def inpatient_stored(names, limited=True):
+    """The differing stays; `limited`: whether any of the year's stays has a limit."""
+    return _CASE_FIGURES.format(columns=_CASE_STORED, where=_DIFFERS.format(amount="expected"),
+                                fund_before=_FUND_BEFORE if limited else _NO_LIMIT, **names)
 
 
 def inpatient_derived(names, person=True):
     return Statement(inpatient_parts(names, person),
-                     _CASE_FIGURES.format(columns=_CASE_DERIVED, where="ORDER BY e.discharge_date, e.serial, e.id", **names))
+                     _CASE_FIGURES.format(columns=_CASE_DERIVED, where="ORDER BY e.discharge_date, e.serial, e.id",
+                                          fund_before=_FUND_BEFORE, **names))

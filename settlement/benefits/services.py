@@ -307,7 +307,10 @@ def _compute_cases(cursor, values):
     cases, _ = cursor.fetchone()
     cursor.execute(f"SELECT COALESCE(max(id), 0) FROM {names['case']}")
     last_case = cursor.fetchone()[0]
-    cursor.execute(f"INSERT INTO {names['unmatched']} {_STORED_COLUMNS} {arithmetic.inpatient_stored(names)}", values)
+    cursor.execute(f"SELECT COALESCE(bool_or(annual_limit IS NOT NULL), false) FROM {names['cases']}")
+    limited = cursor.fetchone()[0]
+    cursor.execute(f"INSERT INTO {names['unmatched']} {_STORED_COLUMNS} {arithmetic.inpatient_stored(names, limited)}",
+                   values)
     for part in ("flags", "cases", "earlier"):
         cursor.execute(f"DROP TABLE {names[part]}")
     return cases, last_case

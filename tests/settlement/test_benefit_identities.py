@@ -99,8 +99,12 @@ def test_stored_figures_are_exactly_the_differing_derivations(table):
         assert row.difference == derived[(claim_id, None)].difference and row.expected == expected
 
 
+# Neither outpatient nor inpatient rows with a limit: the stays' limit sums are skipped too.
+NO_LIMITS = [(*row[:7], None) for row in FREE]
+
+
 @pytest.mark.parametrize("ids", ["dense", "with gaps"])
-@pytest.mark.parametrize("table", [TABLE, FREE], ids=["running sums", "no deductible or limit"])
+@pytest.mark.parametrize("table", [TABLE, FREE, NO_LIMITS], ids=["running sums", "no deductible or limit", "no limits"])
 def test_flagged_and_other_county_claims_stored_exactly_as_derived(table, ids):
     """The year's unsorted pass reads every claim as if it had no referral or relocation flag and the
     flagged ones again with theirs; the person's county comes from an array indexed by person id
@@ -140,8 +144,19 @@ def test_flagged_and_other_county_claims_stored_exactly_as_derived(table, ids):
                     fund=f"{(D(cents) * D('0.6') / 100).quantize(D('0.01'), rounding=ROUND_HALF_UP)}")
         b.claim(person, place["基层"], day(3, 2), "100.00")  # within 下转's window for `down`
         b.claim(person, place["haikou_secondary"], day(5, 3), "100.00")  # within 转外's 90 days for `out`
+        for _ in range(rng.randint(0, 3)):
+            admitted = day(rng.randint(1, 12), rng.randint(1, 20))
+            cents = rng.randint(50_000, 3_000_000)
+            b.case(person, place[rng.choice(sites)], admitted, admitted, f"{D(cents) / 100:.2f}",
+                   fund=f"{(D(cents) * D('0.6') / 100).quantize(D('0.01'), rounding=ROUND_HALF_UP)}")
     counts = compute_expected(YEAR)
-    derived = {d.claim_id: d for d in derivations(YEAR) if d.claim_id}
+    every = derivations(YEAR)
+    # the stays: the differing ones stored, the limit reached by someone where the table has one
+    stays = {d.case_id: (d.expected, d.difference) for d in every if d.case_id}
+    assert {u.case_id: (u.expected, u.difference) for u in UnmatchedFigure.objects.filter(year=YEAR, case__isnull=False)} \
+        == {key: v for key, v in stays.items() if v[0] is None or abs(v[1]) > D("0.01")}
+    assert any(d.limit_left == 0 for d in every if d.case_id) == any(row[7] for row in table if row[1] == "住院")
+    derived = {d.claim_id: d for d in every if d.claim_id}
     # every kind of flag and modifier is among the claims
     assert any(d.referral_points for d in derived.values()) and any(d.cross_county_points for d in derived.values())
     assert any(d.out_of_city_points for d in derived.values()) and any(d.relocation for d in derived.values())

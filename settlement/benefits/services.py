@@ -8,7 +8,9 @@ figures with the ones that differ from 统筹支付 by more than 0.01 元 or hav
 
 * outpatient: one parallel statement per kind of rule — without deductible and limit a claim's figure
   is its own (no sort); with them the running sums in (visit date, serial) order — counting the
-  claims and gathering the differing ones inside the workers;
+  claims and gathering the differing ones inside the workers; the person's county by subscript of a
+  per-run array; the unsorted pass reads every claim as if unflagged and the few claims with a
+  referral or relocation flag are figured again with theirs;
 * inpatient: the deductible per stay less what a stay joined by a referral charged (also one of an
   earlier year), the limit per person-year in discharge order.
 

@@ -80,11 +80,14 @@ _FLAG_ROWS = {
 _FLAGS = """
 WITH
   base AS (
-    SELECT c.id, fp.person_id, c.institution_id, c.day, ir.code AS inst_code
-    FROM (SELECT person_id FROM {reloc} UNION SELECT person_id FROM {ref} WHERE direction IN ('下转', '转外')) fp
-    CROSS JOIN LATERAL ({rows}) c
+    -- the institutions joined once to the claims or cases found (OFFSET 0), not inside the loop
+    -- over the persons (there they were scanned once per person: 7 M rows for 7 k persons)
+    SELECT c.id, c.person_id, c.institution_id, c.day, ir.code AS inst_code
+    FROM (SELECT fp.person_id, c.id, c.institution_id, c.day
+          FROM (SELECT person_id FROM {reloc} UNION SELECT person_id FROM {ref} WHERE direction IN ('下转', '转外')) fp
+          CROSS JOIN LATERAL ({rows}) c
+          {who} OFFSET 0) c
     JOIN {inst} i ON i.id = c.institution_id JOIN {region} ir ON ir.id = i.county_id
-    {who}
   ),
   revoked AS (
     SELECT person_id FROM {reloc} WHERE filed_on BETWEEN %(first)s AND %(last)s GROUP BY person_id
@@ -145,20 +148,47 @@ _POINTS = """
        THEN %(out_bp)s ELSE 0 END AS out_bp
 """
 
+# Every person's county of insurance as one array indexed by person id (0 where no person has the
+# id): a year's claims look it up by subscript instead of probing a hash of a million persons (a
+# third of the claims statement's time at city scale). Identity ids are dense, so the array is built
+# from the persons alone; with gaps each missing id gets a 0.
+_PERSONS = """
+SELECT CASE WHEN s.persons = s.top THEN (SELECT array_agg(p.county_id ORDER BY p.id) FROM {person} p)
+  ELSE (SELECT array_agg(COALESCE(p.county_id, 0) ORDER BY g.id)
+        FROM generate_series(1, s.top) g(id) LEFT JOIN {person} p ON p.id = g.id) END AS counties
+FROM (SELECT count(*) AS persons, COALESCE(max(id), 0) AS top FROM {person}) s
+"""
+
+# The person's county: from the array (the year's computation), or by joining the person (a
+# derivation: one person-year, or the tests' whole year). `[1:]` reads the stored array once into memory, so each subscript is not a detoast.
+_PERSON_BY_ARRAY = ("(SELECT counties[1:] FROM {persons})[c.person_id]", "")
+_PERSON_BY_JOIN = ("p.county_id", "JOIN {person} p ON p.id = c.person_id\n")
+
 _OUT_BASE = """
 SELECT c.id, c.person_id, c.institution_id, c.serial, c.visit_date AS day, c.visit_type,
   COALESCE(c.in_scope_cost, c.total_cost) AS in_scope, c.fund_paid, i.level, i.inst_county, i.out_of_city,
-  p.county_id AS person_county, m.rule_id, m.deductible, m.base_ratio, m.base_bp, m.annual_limit,
-  COALESCE(f.revoked, false) AS revoked, f.relocated_to, COALESCE(f.referred_out, false) AS referred_out,
-  COALESCE(f.referred_down, false) AS referred_down
-FROM {claim} c
+  {person_county} AS person_county, m.rule_id, m.deductible, m.base_ratio, m.base_bp, m.annual_limit,
+  {flag_columns}
+FROM {claims}
 JOIN {places} i ON i.id = c.institution_id
 JOIN {rulemap} m ON m.level = i.level AND m.kind = i.kind AND m.insurance_type = c.insurance_type
   AND m.visit_type = c.visit_type AND m.disease_key = COALESCE(c.disease_id, 0)
-JOIN {person} p ON p.id = c.person_id
-LEFT JOIN {flags} f ON f.id = c.id
-WHERE c.visit_date BETWEEN %(first)s AND %(last)s {where}
+{person_join}{flag_join}WHERE c.visit_date BETWEEN %(first)s AND %(last)s {where}
 """
+
+# The claims and their referral and relocation flags (claims, flag columns, flag join), three ways:
+# * joined: every claim, its flags if it has any;
+# * none: every claim as if it had no flag (the year's unsorted pass): constants, which the planner
+#   folds out of the ratio's CASEs, and no join;
+# * only: the claims with flags (a few per cent), each claim by its key, figured with its flags:
+#   their rows from the unsorted pass are dropped (`UNFLAGGED`).
+_FLAG_COLUMNS = ("COALESCE(f.revoked, false) AS revoked, f.relocated_to, COALESCE(f.referred_out, false) AS referred_out,\n"
+                 "  COALESCE(f.referred_down, false) AS referred_down")
+_CLAIM_FLAGS = {
+    "joined": ("{claim} c", _FLAG_COLUMNS, "LEFT JOIN {flags} f ON f.id = c.id\n"),
+    "none": ("{claim} c", "false AS revoked, NULL::varchar AS relocated_to, false AS referred_out, false AS referred_down", ""),
+    "only": ("{flags} f CROSS JOIN LATERAL (SELECT * FROM {claim} x WHERE x.id = f.id OFFSET 0) c", _FLAG_COLUMNS, ""),
+}
 
 _RELOCATION_TEXT = """
   CASE WHEN {r}.relocated_to IS NOT NULL THEN '安置地' || {r}.relocated_to || '，按市内待遇'
@@ -193,7 +223,9 @@ SELECT r.id * 2, %(year)s, '门诊', r.id, NULL::bigint, r.serial, r.institution
   r.fund_paid - (r.amount_c / 100.0)::numeric(16, 2), CASE WHEN r.unruled THEN '无适用规则' ELSE '不一致' END,
   %(now)s::timestamptz
 FROM {stage} s CROSS JOIN LATERAL unnest(s.differing) r
+{unflagged}
 """
+UNFLAGGED = "WHERE NOT EXISTS (SELECT 1 FROM {flags} f WHERE f.id = r.id)"
 
 # Deductible and limit consumed in (visit date, serial) order within the person-year and rule.
 _RUNNING = """
@@ -301,7 +333,7 @@ FROM (
          ELSE LEAST(l.annual_limit, l.fund_before + l.before_limit) - LEAST(l.annual_limit, l.fund_before) END AS expected,
     l.annual_limit - LEAST(l.annual_limit, l.fund_before) AS limit_left
   FROM (
-    SELECT f.*, SUM(f.before_limit) OVER w - f.before_limit AS fund_before
+    SELECT f.*, {fund_before} AS fund_before
     FROM (
       SELECT c.*, round((c.in_scope - c.ded_used) * c.ratio / 100, 2) AS before_limit
       FROM (
@@ -352,7 +384,7 @@ _DIFFERS = "WHERE e.rule_id IS NULL OR abs(e.fund_paid - e.{amount}) > %(toleran
 
 # --- statements ------------------------------------------------------------------------------
 
-PARTS = ("places", "rulemap", "flags", "cases", "earlier")
+PARTS = ("places", "rulemap", "flags", "persons", "cases", "earlier")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -390,25 +422,45 @@ def outpatient_parts(names, person=False):
     )
 
 
-def _running(names, columns, base_where, outer_where):
+def computation_parts(names):
+    """The year's computation's parts: the derivation's, and the persons' counties as an array."""
+    return (*outpatient_parts(names), ("persons", _PERSONS.format(**names)))
+
+
+def _base(text, by_array, flags="joined"):
+    county, person_join = _PERSON_BY_ARRAY if by_array else _PERSON_BY_JOIN
+    claims, columns, flag_join = _CLAIM_FLAGS[flags]
+    return (text.replace("{person_county}", county).replace("{person_join}", person_join)
+            .replace("{claims}", claims).replace("{flag_columns}", columns).replace("{flag_join}", flag_join))
+
+
+def _running(names, columns, base_where, outer_where, by_array):
     # _RUNNING holds two {where} slots: the base's filter, then the outer one.
     text = _RUNNING.replace("{where}", base_where, 1).replace("{where}", outer_where, 1)
-    return text.format(columns=columns, **names)
+    return _base(text, by_array).format(columns=columns, **names)
 
 
 def outpatient_free(names):
-    """Claims under rules without deductible and limit: counted, the differing gathered (no sort)."""
-    return _FREE.format(collect=_COLLECT.format(amount="a.amount_c"), where="AND NOT m.ordered", **names)
+    """Claims under rules without deductible and limit, every one as if it had no flag: counted, the
+    differing gathered (no sort, no join to the flags)."""
+    return _base(_FREE, by_array=True, flags="none").format(
+        collect=_COLLECT.format(amount="a.amount_c"), where="AND NOT m.ordered", **names)
+
+
+def outpatient_flagged(names):
+    """The claims of `outpatient_free` that have flags, figured with them: the differing gathered."""
+    return _base(_FREE, by_array=True, flags="only").format(
+        collect=_COLLECT.format(amount="a.amount_c"), where="AND NOT m.ordered", **names)
 
 
 def outpatient_running(names):
     """Claims under rules with a deductible or a limit: counted, the differing gathered."""
-    return _running(names, _COLLECT.format(amount="e.amount_c"), "AND m.ordered", "")
+    return _running(names, _COLLECT.format(amount="e.amount_c"), "AND m.ordered", "", by_array=True)
 
 
 def outpatient_derived(names, person=True):
     return Statement(outpatient_parts(names, person),
-                     _running(names, _OUT_DERIVED, _who(person), "ORDER BY e.day, e.serial, e.id"))
+                     _running(names, _OUT_DERIVED, _who(person), "ORDER BY e.day, e.serial, e.id", by_array=False))
 
 
 def inpatient_parts(names, person=False):
@@ -419,10 +471,19 @@ def inpatient_parts(names, person=False):
     )
 
 
-def inpatient_stored(names):
-    return _CASE_FIGURES.format(columns=_CASE_STORED, where=_DIFFERS.format(amount="expected"), **names)
+# The fund of the person-year's earlier stays, for the limit. Where no stay of the year has a limit
+# it is read nowhere (every branch using it has one), so the year's computation skips the sort.
+_FUND_BEFORE = "SUM(f.before_limit) OVER w - f.before_limit"
+_NO_LIMIT = "0::numeric"
+
+
+def inpatient_stored(names, limited=True):
+    """The differing stays; `limited`: whether any of the year's stays has a limit."""
+    return _CASE_FIGURES.format(columns=_CASE_STORED, where=_DIFFERS.format(amount="expected"),
+                                fund_before=_FUND_BEFORE if limited else _NO_LIMIT, **names)
 
 
 def inpatient_derived(names, person=True):
     return Statement(inpatient_parts(names, person),
-                     _CASE_FIGURES.format(columns=_CASE_DERIVED, where="ORDER BY e.discharge_date, e.serial, e.id", **names))
+                     _CASE_FIGURES.format(columns=_CASE_DERIVED, where="ORDER BY e.discharge_date, e.serial, e.id",
+                                          fund_before=_FUND_BEFORE, **names))

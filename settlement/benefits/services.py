@@ -8,7 +8,9 @@ figures with the ones that differ from 统筹支付 by more than 0.01 元 or hav
 
 * outpatient: one parallel statement per kind of rule — without deductible and limit a claim's figure
   is its own (no sort); with them the running sums in (visit date, serial) order — counting the
-  claims and gathering the differing ones inside the workers;
+  claims and gathering the differing ones inside the workers; the person's county by subscript of a
+  per-run array; the unsorted pass reads every claim as if unflagged and the few claims with a
+  referral or relocation flag are figured again with theirs;
 * inpatient: the deductible per stay less what a stay joined by a referral charged (also one of an
   earlier year), the limit per person-year in discharge order.
 
@@ -201,7 +203,8 @@ def compute_expected(year, user=None, job_id=None):
 
 def _compute(year, values, progress):
     stamp = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    out = {part: f"benefit_{part}_{stamp}" for part in ("places", "rulemap", "flags", "free", "running")}
+    out = {part: f"benefit_{part}_{stamp}"
+           for part in ("places", "rulemap", "flags", "persons", "free", "flagged", "running")}
     if connection.in_atomic_block:
         # Inside a caller's transaction (tests, the demo): its snapshot, a transaction-scoped lock.
         with transaction.atomic(), connection.cursor() as cursor:
@@ -229,8 +232,8 @@ def _replace(cursor, year, values, progress, out):
     cursor.execute("SET LOCAL enable_mergejoin = off")
     # The planner needs the parts' sizes and key spreads, not fine histograms.
     cursor.execute("SET LOCAL default_statistics_target = 10")
-    names = arithmetic.names_for({part: out[part] for part in ("places", "rulemap", "flags")})
-    for part, sql in arithmetic.outpatient_parts(names):
+    names = arithmetic.names_for({part: out[part] for part in ("places", "rulemap", "flags", "persons")})
+    for part, sql in arithmetic.computation_parts(names):
         # Unlogged (not temporary) tables: parallel workers read them.
         cursor.execute(f"CREATE UNLOGGED TABLE {out[part]} AS {sql}", values)
         cursor.execute(f"ANALYZE {out[part]}")
@@ -239,11 +242,9 @@ def _replace(cursor, year, values, progress, out):
     progress.reached(1)
     # Claims meet their institution's class before the rule map: the joins in the order written.
     cursor.execute("SET LOCAL join_collapse_limit = 1")
-    # A year's claims through one statement: compiling its expressions pays for itself here
-    # (measured on the city year: 24 s → 19 s under load), LLVM's optimisation passes do not.
-    cursor.execute("SET LOCAL jit = on")
-    cursor.execute("SET LOCAL jit_optimize_above_cost = -1")
-    cursor.execute("SET LOCAL jit_inline_above_cost = -1")
+    # JIT stays off (set above): with the person's county by subscript and the flags folded out,
+    # compiling the claims statement's expressions in each process costs more than it saves
+    # (city year, serial CPU: 3.32 and 3.32 × the year's scan without, 3.60 and 3.48 with).
     # CREATE TABLE AS runs in parallel workers; INSERT … SELECT would not.
     claims = last_claim = 0
     for stage, (present, sql) in enumerate(((any_free, arithmetic.outpatient_free(names)),
@@ -254,12 +255,16 @@ def _replace(cursor, year, values, progress, out):
         for n, last in cursor.fetchall():
             claims, last_claim = claims + n, max(last_claim, last)
         progress.reached(stage, f"累计{claims}笔门诊")
+    # The unsorted pass read every claim as if it had no referral or relocation flag; the few that
+    # have one are figured again with theirs, each claim by its key.
+    cursor.execute(f"CREATE UNLOGGED TABLE {out['flagged']} AS {arithmetic.outpatient_flagged(names)}"
+                   + ("" if any_free else " LIMIT 0"), values)
     cursor.execute("RESET join_collapse_limit")
-    cursor.execute("SET LOCAL jit = off")
     cursor.execute(f"DELETE FROM {names['unmatched']} WHERE year = %s", [year])
-    for table in (out["free"], out["running"]):
+    for table, unflagged in ((out["free"], arithmetic.UNFLAGGED.format(**names)), (out["flagged"], ""),
+                             (out["running"], "")):
         cursor.execute(f"INSERT INTO {names['unmatched']} {_STORED_COLUMNS} "
-                       + arithmetic.OUT_STORED.format(stage=table), values)
+                       + arithmetic.OUT_STORED.format(stage=table, unflagged=unflagged), values)
     for table in out.values():
         cursor.execute(f"DROP TABLE {table}")
     cases, last_case = _compute_cases(cursor, values)
@@ -304,7 +309,10 @@ def _compute_cases(cursor, values):
     cases, _ = cursor.fetchone()
     cursor.execute(f"SELECT COALESCE(max(id), 0) FROM {names['case']}")
     last_case = cursor.fetchone()[0]
-    cursor.execute(f"INSERT INTO {names['unmatched']} {_STORED_COLUMNS} {arithmetic.inpatient_stored(names)}", values)
+    cursor.execute(f"SELECT COALESCE(bool_or(annual_limit IS NOT NULL), false) FROM {names['cases']}")
+    limited = cursor.fetchone()[0]
+    cursor.execute(f"INSERT INTO {names['unmatched']} {_STORED_COLUMNS} {arithmetic.inpatient_stored(names, limited)}",
+                   values)
     for part in ("flags", "cases", "earlier"):
         cursor.execute(f"DROP TABLE {names[part]}")
     return cases, last_case

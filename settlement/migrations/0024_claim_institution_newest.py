@@ -14,6 +14,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name='outpatientclaim',
-            index=models.Index(fields=['institution', 'id'], include=('visit_date',), name='claim_institution_newest'),
+            index=models.Index(fields=['institution', 'id'], include=('visit_date', 'visit_type'), name='claim_institution_newest'),
         ),
     ]

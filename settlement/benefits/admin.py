@@ -384,8 +384,9 @@ class AllFiguresPaginator(UncountedPaginator):
         in key order finds their claims only far down (a county's 一级 clinics: 1.8 s; page 500: 37 s).
         Each institution's claims are read backwards from its own index (claim_institution_newest), a
         short statement after the last key taken, the first as long as the institution's even share of
-        the page and each next one longer, so a page reads about what it shows. Sorting is off for these statements only: the
-        planner, taking the year's claims for few, would sort an institution's whole year instead.
+        the page and each next one longer, so a page reads about what it shows. Sorting is off for these
+        statements only: the planner, taking the year's claims for few, would sort an institution's whole
+        year instead. (A failed statement rolls the page's transaction back, and the setting with it.)
         """
         first = min(max(self.per_page + 1, count // max(len(self.institutions), 1) + 1), self.CHUNK)
 
@@ -399,10 +400,9 @@ class AllFiguresPaginator(UncountedPaginator):
                 last, size = chunk[-1], min(size * 4, self.CHUNK)
 
         cursor.execute("SET LOCAL enable_sort = off")
-        try:
-            return list(itertools.islice(heapq.merge(*map(newest, self.institutions), reverse=True), count))
-        finally:
-            cursor.execute("SET LOCAL enable_sort = on")
+        keys = list(itertools.islice(heapq.merge(*map(newest, self.institutions), reverse=True), count))
+        cursor.execute("SET LOCAL enable_sort = on")
+        return keys
 
     @cached_property
     def _rows(self):

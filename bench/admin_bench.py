@@ -7,8 +7,9 @@ sortable column, a search of each kind (an ID number, an institution code, a ser
 deep page, both as typed (?p=500, read by its offset) and as reached by page 499's 下一页 link (after the
 last row's key, where the list's order allows it); a row's change page on each big table, and the
 autocompletes of a claim's page; the KPI dashboard; the DRG 运行分析 page, its pool drill-down and its
-xlsx export; a unit statement and its printable 清算单; the printable list of stand-alone recoveries. Each page is requested
---repeat times after one warm-up; the script prints p50/p95 per page and role, and the worst pages.
+xlsx export; a unit statement and its printable 清算单; the printable list of stand-alone recoveries.
+Each page is requested --repeat times after one warm-up; the script prints p50/p95 per page and role,
+and the worst pages.
 The budget is 300 ms at p95 (issue 13). Figures are printed, never asserted.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal_city SECRET_KEY=x PLAIN_HTTP=1 \

@@ -104,9 +104,14 @@ def current_runs(year=None):
     return runs if year is None else runs.filter(year=year)
 
 
+def _current_items():
+    """The RecoveryItems of the outer Finding (OuterRef) that the current runs hold."""
+    return RecoveryItem.objects.filter(unit__run__in=current_runs().values("pk"), finding=OuterRef("pk"))
+
+
 def deducted_in_a_current_run():
     """Exists(…) for a Finding queryset: the finding is deducted by the current run of some settlement."""
-    return Exists(RecoveryItem.objects.filter(unit__run__in=current_runs().values("pk"), finding=OuterRef("pk")))
+    return Exists(_current_items())
 
 
 def taken_elsewhere(scheme, year):
@@ -192,8 +197,7 @@ def subjects_of(deductions):
 
 def deducted_in_current_runs():
     """Σ of what the current runs deduct of a finding (an expression for a Finding queryset)."""
-    items = (RecoveryItem.objects.filter(unit__run__in=current_runs().values("pk"), finding=OuterRef("pk"))
-             .order_by().values("finding").annotate(total=Sum("amount")).values("total"))
+    items = _current_items().order_by().values("finding").annotate(total=Sum("amount")).values("total")
     money = DecimalField(max_digits=16, decimal_places=2)
     return Coalesce(Subquery(items, output_field=money), Value(ZERO), output_field=money)
 

@@ -258,11 +258,14 @@ def _institutions(request, **attributes):
     it walked the whole year for rows that are not there (3–12 s). A list of ids is estimated from the
     claims' own statistics, and an empty one answers without a query.
     """
+    return list(_readable_institutions(request, **attributes).values_list("pk", flat=True))
+
+
+def _readable_institutions(request, **attributes):
+    """The institutions with these attributes among those whose rows the user's scope reads."""
     institutions = Institution.objects.filter(**attributes)
     seen = scope_for(request.user).institutions_seen
-    if seen is not None:
-        institutions = institutions.filter(pk__in=seen)
-    return list(institutions.values_list("pk", flat=True))
+    return institutions if seen is None else institutions.filter(pk__in=seen)
 
 
 FEW_INSTITUTIONS = 60  # a hospital's alliance (58 in the demo city), the city's 一级 hospitals (60)
@@ -274,18 +277,16 @@ def _few_institutions(request):
     search, which its own index serves."""
     if request.GET.get("q"):
         return None
-    institutions = Institution.objects.all()
-    seen = scope_for(request.user).institutions_seen
-    if seen is not None:
-        institutions = institutions.filter(pk__in=seen)
+    attributes = {}
     county, level = request.GET.get(f"{CountyFilter.FIELD}__id__exact"), request.GET.get("level__exact")
     if county:
         if not county.isdigit():
             return None  # the filter itself refuses it
-        institutions = institutions.filter(county_id=int(county))
+        attributes["county_id"] = int(county)
     if level:
-        institutions = institutions.filter(level=level)
-    ids = list(institutions.order_by("pk").values_list("pk", flat=True)[:FEW_INSTITUTIONS + 1])
+        attributes["level"] = level
+    institutions = _readable_institutions(request, **attributes).order_by("pk")
+    ids = list(institutions.values_list("pk", flat=True)[:FEW_INSTITUTIONS + 1])
     return ids if len(ids) <= FEW_INSTITUTIONS else None
 
 

@@ -160,7 +160,8 @@ FROM (SELECT count(*) AS persons, COALESCE(max(id), 0) AS top FROM {person}) s
 """
 
 # The person's county: from the array (the year's computation), or by joining the person (a
-# derivation: one person-year, or the tests' whole year). `[1:]` reads the stored array once into memory, so each subscript is not a detoast.
+# derivation: one person-year, or the tests' whole year). `[1:]` reads the stored array once into
+# memory, so each subscript is not a detoast.
 _PERSON_BY_ARRAY = ("(SELECT counties[1:] FROM {persons})[c.person_id]", "")
 _PERSON_BY_JOIN = ("p.county_id", "JOIN {person} p ON p.id = c.person_id\n")
 
@@ -440,17 +441,20 @@ def _running(names, columns, base_where, outer_where, by_array):
     return _base(text, by_array).format(columns=columns, **names)
 
 
+def _free(names, flags):
+    return _base(_FREE, by_array=True, flags=flags).format(
+        collect=_COLLECT.format(amount="a.amount_c"), where="AND NOT m.ordered", **names)
+
+
 def outpatient_free(names):
     """Claims under rules without deductible and limit, every one as if it had no flag: counted, the
     differing gathered (no sort, no join to the flags)."""
-    return _base(_FREE, by_array=True, flags="none").format(
-        collect=_COLLECT.format(amount="a.amount_c"), where="AND NOT m.ordered", **names)
+    return _free(names, "none")
 
 
 def outpatient_flagged(names):
     """The claims of `outpatient_free` that have flags, figured with them: the differing gathered."""
-    return _base(_FREE, by_array=True, flags="only").format(
-        collect=_COLLECT.format(amount="a.amount_c"), where="AND NOT m.ordered", **names)
+    return _free(names, "only")
 
 
 def outpatient_running(names):

@@ -43,7 +43,6 @@ class DuplicateClaim(AuditRule):
     name = "重复结算"
     severity = Severity.VIOLATION
     finding_on = "门诊结算记录"
-
     passes = (PERSON_DAYS,)
 
     def select(self, ctx, params):
@@ -76,12 +75,11 @@ class FrequentVisits(AuditRule):
     name = "超频就诊"
     severity = Severity.SUSPECT
     finding_on = "参保人×机构×月"
+    passes = (PERSON_DAYS,)
     splits = True
 
     def shares(self, year, findings):
         return fund_paid_shares(findings, "beyond_claim_ids")  # only the visits beyond the limit are the amount
-
-    passes = (PERSON_DAYS,)
 
     def select(self, ctx, params):
         # Only the months of the heavy person-days (see PersonDays) are read again, through the
@@ -125,12 +123,11 @@ class SameDayInstitutions(AuditRule):
     name = "同日多机构就诊"
     severity = Severity.SUSPECT
     finding_on = "参保人×日"
+    passes = (PERSON_DAYS,)
     splits = True
 
     def shares(self, year, findings):
         return fund_paid_shares(findings, "claim_ids")
-
-    passes = (PERSON_DAYS,)
 
     def select(self, ctx, params):
         # No single institution: the finding sits in the person's county of insurance. Days with fewer
